@@ -1,0 +1,245 @@
+"""The model contract shared by every family (DESIGN.md, "Model API").
+
+* ``call(batch, training)`` returns a dict with ``gen_images`` ``[B, T-1, H, W, C]``:
+  frame t+1 predicted from frames <= t, ground truth fed during the context.
+* ``train_step`` / ``test_step`` return named losses (``keras.metrics.Mean`` trackers).
+* ``generate(batch, num_samples, horizon)`` rolls out stochastic samples past the
+  training length and returns ``[B, num_samples, horizon, H, W, C]`` future frames.
+
+:class:`BaseVideoPredictionModel` holds what every model needs (hparams, the
+global step, ``generate``); :class:`VideoPredictionModel` adds the trainable
+machinery (Adam with the original's lr schedule, L1/L2 reconstruction losses,
+one optimizer; GAN families override ``make_optimizers`` and ``train_step``).
+"""
+
+import keras
+import tensorflow as tf
+
+from video_prediction.hparams import resolve_hparams
+from video_prediction.schedules import SAVPLearningRate
+
+
+def num_replicas():
+    """Number of replicas of the current distribution strategy (1 outside any)."""
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+class BaseVideoPredictionModel(keras.Model):
+    """Hparams, global step and ``generate`` for every video prediction model."""
+
+    #: Keys of old JSON files that are dropped silently instead of raising.
+    deprecated_hparams = ()
+    #: Whether the model has weights to train (``ground_truth`` / ``repeat`` do not).
+    trainable_model = False
+    #: Whether repeated ``generate`` calls give different samples.
+    stochastic = False
+
+    def __init__(self, hparams_dict=None, hparams=None, name=None, **kwargs):
+        super().__init__(name=name or type(self).__name__, **kwargs)
+        self.hparams = resolve_hparams(
+            self.default_hparams(), hparams_dict, hparams, deprecated=self.deprecated_hparams
+        )
+        if self.hparams.context_frames < 1 or self.hparams.sequence_length <= self.hparams.context_frames:
+            raise ValueError(
+                "context_frames and sequence_length must be set (from the dataset) with "
+                f"1 <= context_frames < sequence_length; got context_frames={self.hparams.context_frames}, "
+                f"sequence_length={self.hparams.sequence_length}"
+            )
+        # Schedules (lr, KL weight, schedule sampling) are keyed on this step.  One
+        # replica's increment is kept so that every replica sees the same value.
+        self.global_step = keras.Variable(
+            0, dtype="int64", trainable=False, name="global_step", aggregation="only_first_replica"
+        )
+
+    @classmethod
+    def default_hparams(cls):
+        return dict(
+            context_frames=-1,  # set from the dataset by the scripts
+            sequence_length=-1,  # set from the dataset by the scripts
+            repeat=1,  # the dataset's time_shift, as the original recorded it
+            batch_size=16,
+        )
+
+    @property
+    def context_frames(self):
+        return self.hparams.context_frames
+
+    @property
+    def sequence_length(self):
+        return self.hparams.sequence_length
+
+    def build_from_batch(self, batch):
+        """Create every weight by running one forward pass on ``batch`` (used before restoring)."""
+        self(batch, training=False)
+
+    def generate(self, batch, num_samples=1, horizon=None):
+        """Predict ``horizon`` frames after the context, ``num_samples`` times per video.
+
+        ``batch`` needs at least ``context_frames`` images (ground truth after the
+        context is not looked at, except by ``ground_truth``).  Samples are drawn in
+        one pass by tiling the batch.  Returns ``[B, num_samples, horizon, H, W, C]``.
+        """
+        context = self.context_frames
+        horizon = self.sequence_length - context if horizon is None else int(horizon)
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
+        images = tf.convert_to_tensor(batch["images"])
+        if images.shape[1] is not None and images.shape[1] < context:
+            raise ValueError(f"generate needs at least {context} context frames, got {images.shape[1]}")
+        inputs = self.rollout_inputs(batch, horizon)
+        tiled = {k: _repeat_batch(v, num_samples) for k, v in inputs.items()}
+        gen = self._generate_fn(tiled)
+        gen = gen[:, context - 1 : context - 1 + horizon]
+        shape = tf.shape(gen)
+        return tf.reshape(gen, tf.concat([[-1, num_samples], shape[1:]], axis=0))
+
+    @tf.function(reduce_retracing=True)
+    def _generate_fn(self, inputs):
+        return self(inputs, training=False)["gen_images"]
+
+    def rollout_inputs(self, batch, horizon):
+        """The batch for a rollout of ``context + horizon`` frames.
+
+        Frames after the context are zeroed so that no model can peek at them;
+        per-step inputs the model is conditioned on (``actions``, ``states``) must
+        cover the whole rollout.
+        """
+        length = self.context_frames + horizon
+        images = tf.convert_to_tensor(batch["images"])
+        context = images[:, : self.context_frames]
+        pad = tf.zeros_like(images[:, :1])
+        future = tf.repeat(pad, horizon, axis=1)
+        inputs = {"images": tf.concat([context, future], axis=1)}
+        for key in ("actions", "states"):
+            if key in batch:
+                value = tf.convert_to_tensor(batch[key])
+                needed = length - 1 if key == "actions" else length
+                if value.shape[1] is not None and value.shape[1] < needed:
+                    raise ValueError(
+                        f"a rollout of {length} frames needs {needed} {key}, the batch has {value.shape[1]}"
+                    )
+                inputs[key] = value[:, :needed]
+        return inputs
+
+
+def _repeat_batch(value, times):
+    """[B, ...] -> [B*times, ...], each example repeated ``times`` times consecutively."""
+    return tf.repeat(value, times, axis=0) if times > 1 else value
+
+
+class VideoPredictionModel(BaseVideoPredictionModel):
+    """A trainable model: Adam with the original's schedule and reconstruction losses.
+
+    Subclasses implement ``call`` and may extend ``generator_losses``.  Models
+    with more than one network (GANs) override ``make_optimizers`` and
+    ``train_step`` and keep one optimizer per network.
+    """
+
+    trainable_model = True
+
+    def __init__(self, hparams_dict=None, hparams=None, name=None, **kwargs):
+        super().__init__(hparams_dict=hparams_dict, hparams=hparams, name=name, **kwargs)
+        self.loss_trackers = {
+            loss_name: keras.metrics.Mean(name=loss_name) for loss_name in self.loss_names()
+        }
+
+    @classmethod
+    def default_hparams(cls):
+        # specs/savp.md §3.2: the generic training hparams of the original.
+        hparams = super().default_hparams()
+        hparams.update(
+            batch_size=16,
+            lr=0.001,
+            end_lr=0.0,
+            decay_steps=(200000, 300000),
+            lr_boundaries=(0,),
+            max_steps=300000,
+            beta1=0.9,
+            beta2=0.999,
+            clip_length=10,
+            l1_weight=0.0,
+            l2_weight=1.0,
+        )
+        return hparams
+
+    # -- losses -------------------------------------------------------------------------------
+
+    def loss_names(self):
+        """Names of the scalars ``train_step`` reports (created as trackers up front)."""
+        names = ["loss"]
+        if self.hparams.l1_weight:
+            names.append("gen_l1_loss")
+        if self.hparams.l2_weight:
+            names.append("gen_l2_loss")
+        return names
+
+    def generator_losses(self, batch, outputs):
+        """Weighted loss terms ``{name: scalar}``, each the mean over this replica's batch.
+
+        Reconstruction covers all T-1 predicted frames, the context ones included,
+        as in the original.
+        """
+        targets = batch["images"][:, 1:]
+        gen_images = outputs["gen_images"]
+        losses = {}
+        if self.hparams.l1_weight:
+            losses["gen_l1_loss"] = self.hparams.l1_weight * tf.reduce_mean(tf.abs(gen_images - targets))
+        if self.hparams.l2_weight:
+            losses["gen_l2_loss"] = self.hparams.l2_weight * tf.reduce_mean(tf.square(gen_images - targets))
+        return losses
+
+    # -- optimisation -------------------------------------------------------------------------
+
+    def learning_rate_schedule(self):
+        return SAVPLearningRate(
+            self.hparams.lr, self.hparams.end_lr, self.hparams.decay_steps, self.hparams.lr_boundaries
+        )
+
+    def make_optimizer(self):
+        """Adam as the original configured it (beta1, beta2, lr schedule)."""
+        return keras.optimizers.Adam(
+            learning_rate=self.learning_rate_schedule(),
+            beta_1=self.hparams.beta1,
+            beta_2=self.hparams.beta2,
+            epsilon=1e-8,  # the TF1 AdamOptimizer default
+        )
+
+    def make_optimizers(self):
+        """Compile with the model's optimizer(s); call inside ``strategy.scope()``."""
+        self.compile(optimizer=self.make_optimizer())
+
+    def optimizers_by_name(self):
+        """Every optimizer, by name, for checkpointing."""
+        return {"optimizer": self.optimizer}
+
+    @property
+    def metrics(self):
+        return list(self.loss_trackers.values())
+
+    def report(self, values):
+        """Update the trackers with ``values`` and return every tracker's result."""
+        for key, value in values.items():
+            self.loss_trackers[key].update_state(value)
+        return {name: tracker.result() for name, tracker in self.loss_trackers.items()}
+
+    def current_learning_rate(self):
+        return self.learning_rate_schedule()(self.global_step)
+
+    def train_step(self, batch):
+        with tf.GradientTape() as tape:
+            outputs = self(batch, training=True)
+            losses = self.generator_losses(batch, outputs)
+            loss = tf.add_n(list(losses.values()))
+            # Per-replica mean reduced by hand: scale to the global-batch mean (DESIGN.md).
+            scaled_loss = loss / num_replicas()
+        variables = self.trainable_variables
+        gradients = tape.gradient(scaled_loss, variables)
+        self.optimizer.apply(gradients, variables)
+        self.global_step.assign_add(1)
+        return self.report(dict(losses, loss=loss))
+
+    def test_step(self, batch):
+        outputs = self(batch, training=False)
+        losses = self.generator_losses(batch, outputs)
+        loss = tf.add_n(list(losses.values()))
+        return self.report(dict(losses, loss=loss))
