@@ -204,13 +204,23 @@ class VideoPredictionModel(BaseVideoPredictionModel):
             epsilon=1e-8,  # the TF1 AdamOptimizer default
         )
 
-    def make_optimizers(self):
+    def make_optimizers(self, jit_compile=False):
         """Compile with the model's optimizer(s); call inside ``strategy.scope()``."""
-        self.compile(optimizer=self.make_optimizer())
+        self.compile(optimizer=self.make_optimizer(), jit_compile=jit_compile)
 
     def optimizers_by_name(self):
         """Every optimizer, by name, for checkpointing."""
         return {"optimizer": self.optimizer}
+
+    def variables_by_optimizer(self):
+        """The variables each optimizer of ``optimizers_by_name`` updates."""
+        return {"optimizer": self.trainable_variables}
+
+    def build_optimizers(self):
+        """Create every optimizer slot now (after the model is built) so a checkpoint restores into them."""
+        optimizers = self.optimizers_by_name()
+        for name, variables in self.variables_by_optimizer().items():
+            optimizers[name].build(variables)
 
     @property
     def metrics(self):
