@@ -430,3 +430,28 @@ def _check_resume_consistent(output_dir, options, dataset_name, model_name):
                 f"{output_dir!r} holds a {options.get(key)!r} {key} run; refusing to resume it as {given!r} "
                 "(choose another --output_dir)"
             )
+
+
+def model_and_dataset_from_flags(flags_values, seed=None):
+    """The model, dataset and output directory that generate.py / evaluate.py flags describe.
+
+    With ``--checkpoint`` the model comes from a run directory; without, only
+    weightless models (``ground_truth``, ``repeat``) can be built, from
+    ``--model --dataset --input_dir``.
+    """
+    f = flags_values
+    if f.checkpoint:
+        model, dataset, _ = load_model_and_dataset(
+            f.checkpoint, f.dataset, f.input_dir, f.mode, f.dataset_hparams, f.model, f.model_hparams, seed=seed
+        )
+        name = os.path.basename(os.path.normpath(checkpoint_directory(require_checkpoint(f.checkpoint))))
+    else:
+        if not (f.model and f.dataset and f.input_dir):
+            raise RunError("without --checkpoint, give --model, --dataset and --input_dir")
+        if get_model_class(f.model).trainable_model:
+            raise RunError(f"model {f.model!r} has weights: give --checkpoint")
+        dataset = build_dataset(f.dataset, f.input_dir, f.mode, hparams=f.dataset_hparams, seed=seed, num_epochs=1)
+        model = build_model(f.model, dataset, hparams=f.model_hparams)
+        name = f"model.{f.model}"
+    output_dir = getattr(f, "output_dir", None) or os.path.join(f.results_dir, name)
+    return model, dataset, output_dir

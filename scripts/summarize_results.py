@@ -1,0 +1,27 @@
+"""Print one table of time-averaged best/average/worst metrics for several evaluate.py outputs.
+
+    python scripts/summarize_results.py results/quickstart/ours_vae results/quickstart/model.repeat
+"""
+
+import os
+import sys
+
+from absl import flags
+
+from video_prediction.cli import run_main
+
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    from video_prediction import evaluation
+
+    paths = argv[1:]
+    if not paths:
+        raise ValueError("give one or more evaluate.py output directories")
+    named = {os.path.basename(os.path.normpath(p)): evaluation.load_results(p) for p in paths}
+    print(evaluation.format_table(named))
+
+
+if __name__ == "__main__":
+    run_main(main, sys.argv)
