@@ -139,3 +139,24 @@ def test_csv_round_trip(tmp_path):
     summary = frame[(frame.metric == "mse") & (frame.subset == "worst") & (frame.statistic == "mean")]
     assert summary["mean"].item() == pytest.approx(results["mse"]["worst"]["time_mean"])
     assert frame[frame.metric == "short"][["2", "3"]].isna().all().all()
+
+
+def test_original_csv_layout(tmp_path):
+    accumulator = filled_accumulator()
+    accumulator.add("lpips", np.random.default_rng(4).random((8, 5, 4)), False)
+    paths = accumulator.write_original_csvs(str(tmp_path))
+    assert len(paths) == 9
+    results = accumulator.results()
+
+    def load(name, subtask):  # as the original's plot_results.load_metrics
+        path = tmp_path / f"prediction_eval_{name}_{subtask}" / "metrics" / f"{name}.csv"
+        rows = [line.split("\t") for line in path.read_text().splitlines()]
+        assert rows[0] == ["sample_ind", "0", "1", "2", "3", "mean"]
+        assert [int(row[0]) for row in rows[1:]] == list(range(8))
+        return np.array(rows)[1:, 1:-1].astype(np.float64)
+
+    np.testing.assert_allclose(load("psnr", "max"), results["psnr"]["best"]["per_video"])
+    np.testing.assert_allclose(load("mse", "max"), results["mse"]["worst"]["per_video"])  # max mse is the worst
+    np.testing.assert_allclose(load("mse", "min"), results["mse"]["best"]["per_video"])
+    np.testing.assert_allclose(load("lpips", "max"), -results["lpips"]["best"]["per_video"])  # stored negated
+    np.testing.assert_allclose(load("psnr", "avg"), results["psnr"]["avg"]["per_video"])

@@ -42,7 +42,9 @@ JSON layout (``to_json``; a plain dict ready for ``json.dump``)::
                             "per_video": [[T] x N], "sample_index": [N]}}}}}
 
 ``MetricAccumulator.from_json`` rebuilds the accumulator; ``results_from_json``
-gives what ``results()`` returns.
+gives what ``results()`` returns.  ``write_original_csvs`` additionally writes
+the original evaluate.py tree (``prediction_eval_<metric>_<max|avg|min>/
+metrics/<metric>.csv``, tab-separated) for its plot/combine scripts.
 """
 
 import collections
@@ -229,6 +231,34 @@ class MetricAccumulator:
                         writer.writerow([name, subset, "value", video, int(sample), *cells(curve),
                                          repr(float(curve.mean()))])
         return path
+
+    def write_original_csvs(self, output_dir, negated_metrics=("lpips",)):
+        """Also write the original evaluate.py files, for its plot/combine scripts; returns the paths.
+
+        ``<output_dir>/prediction_eval_<metric>_<max|avg|min>/metrics/<metric>.csv``: tab-separated,
+        header ``sample_ind, 0..T-1, mean``, one row per video.  As in the original, ``max``/``min``
+        are the samples with the largest/smallest time-averaged *stored* value, so for mse ``max`` is
+        the worst sample.  The original stored LPIPS negated: metrics in ``negated_metrics`` are
+        written negated, which makes their ``max`` the best (lowest-distance) sample.
+        """
+        paths = []
+        for name, by_subset in self.results().items():
+            negate = name in negated_metrics
+            stored_higher_is_better = self.higher_is_better[name] != negate
+            subtask_subsets = {"max": "best" if stored_higher_is_better else "worst", "avg": "avg",
+                               "min": "worst" if stored_higher_is_better else "best"}
+            for subtask, subset in subtask_subsets.items():
+                per_video = by_subset[subset]["per_video"] * (-1.0 if negate else 1.0)
+                directory = os.path.join(output_dir, f"prediction_eval_{name}_{subtask}", "metrics")
+                os.makedirs(directory, exist_ok=True)
+                path = os.path.join(directory, f"{name}.csv")
+                with open(path, "w", newline="") as f:
+                    writer = csv.writer(f, delimiter="\t", quotechar="|", quoting=csv.QUOTE_MINIMAL)
+                    writer.writerow(["sample_ind", *map(str, range(per_video.shape[1])), "mean"])
+                    for video, curve in enumerate(per_video):
+                        writer.writerow([str(video), *map(str, curve), str(np.mean(curve))])
+                paths.append(path)
+        return paths
 
 
 def read_csv(path):
