@@ -78,7 +78,7 @@ def _per_sample_metric(metric, targets, samples):
 
 
 def write_results(accumulator, output_dir, context_frames, training_length=None, extra=None):
-    """Write ``metrics.json``, ``metrics.csv`` and one plot per metric into ``output_dir``."""
+    """Write ``metrics.json``, ``metrics.csv``, the original's CSV tree and one plot per metric."""
     from video_prediction import visualization
 
     os.makedirs(output_dir, exist_ok=True)
@@ -88,6 +88,9 @@ def write_results(accumulator, output_dir, context_frames, training_length=None,
     with open(os.path.join(output_dir, "metrics.json"), "w") as f:
         json.dump(payload, f, indent=2)
     accumulator.write_csv(os.path.join(output_dir, "metrics.csv"))
+    # The original's per-metric tree (prediction_eval_<metric>_<max|avg|min>/metrics/<metric>.csv) for its
+    # plotting scripts.
+    accumulator.write_original_csvs(output_dir)
     for name, by_subset in results.items():
         curves = {subset: (by_subset[subset]["mean"], by_subset[subset]["std"]) for subset in SUBSETS}
         visualization.plot_metric_curves(os.path.join(output_dir, f"{name}.png"), curves, name, context_frames,
