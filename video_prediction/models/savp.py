@@ -695,12 +695,13 @@ class SAVPVideoPredictionModel(VideoPredictionModel):
 
     # -- generator -------------------------------------------------------------------------------
 
-    def _build_generator(self, batch):
+    def _build_generator(self, shapes):
+        """Create the generator's layers from the batch's shapes ``{key: [B, T, ...]}``."""
         hp = self.hparams
-        images = batch["images"]
-        action_dim = int(batch["actions"].shape[-1]) if "actions" in batch else 0
-        state_dim = int(batch["states"].shape[-1]) if "states" in batch else 0
-        self.cell = SAVPCell(hp, tuple(images.shape[2:]), action_dim, state_dim, use_z=hp.nz > 0, name="savp_cell")
+        action_dim = int(shapes["actions"][-1]) if "actions" in shapes else 0
+        state_dim = int(shapes["states"][-1]) if "states" in shapes else 0
+        image_shape = tuple(int(d) for d in shapes["images"][2:])
+        self.cell = SAVPCell(hp, image_shape, action_dim, state_dim, use_z=hp.nz > 0, name="savp_cell")
         self.encoder = PosteriorEncoder(hp, name="encoder") if self.has_posterior else None
         self.prior = LearnedPrior(hp, name="prior") if hp.nz > 0 and hp.learn_prior else None
         self.generator = [layer for layer in (self.cell, self.encoder, self.prior) if layer is not None]
@@ -768,7 +769,7 @@ class SAVPVideoPredictionModel(VideoPredictionModel):
         """Both generator passes (posterior, prior); ``posterior_path=False`` skips the first (generation)."""
         hp = self.hparams
         if self.generator is None:
-            self._build_generator(batch)
+            self._build_generator({key: tuple(value.shape) for key, value in batch.items()})
         time_major = {key: _to_time_major(batch[key]) for key in ("images", "actions", "states") if key in batch}
         images = time_major["images"]
         num_steps = tf.shape(images)[0] - 1
@@ -800,8 +801,9 @@ class SAVPVideoPredictionModel(VideoPredictionModel):
         return {key: (value if len(value.shape) < 2 else _to_time_major(value)) for key, value in outputs.items()}
 
     def build(self, input_shape):
-        # Weights are created by the first call (they depend on the batch's keys and image size).
-        pass
+        """Create the generator's layers for a batch of these shapes (keys and image size matter)."""
+        if self.generator is None:
+            self._build_generator(dict(input_shape))
 
     def call(self, batch, training=False):
         return self._forward(batch, training=training)
