@@ -11,6 +11,9 @@ def run_main(main, argv):
     from absl import app
 
     def wrapped(args):
+        from absl import logging
+
+        logging.set_verbosity(logging.WARNING)  # TF's INFO lines (strategy, saver) drown the progress bar
         try:
             return main(args)
         except (ValueError, FileNotFoundError) as e:

@@ -419,6 +419,7 @@ def train(input_dir, dataset_name, model_name, output_dir, dataset_hparams_dict=
         epochs=epochs,
         callbacks=[monitor],
         verbose=verbose,
+        shuffle=False,  # the dataset shuffles itself
     )
     return model
 

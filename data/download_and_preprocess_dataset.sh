@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Download and preprocess a dataset into TFRecords.
+#   bash data/download_and_preprocess_dataset.sh moving_mnist [--output_dir DIR --num_train N ...]
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(dirname "$here")"
+if [ -x "$root/.venv/bin/python" ]; then PYTHON="$root/.venv/bin/python"; else PYTHON=python3; fi
+export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
+datasets="moving_mnist"
+if [ $# -lt 1 ]; then
+  echo "usage: $0 DATASET [options]; datasets: $datasets" >&2
+  exit 2
+fi
+dataset=$1
+shift
+case "$dataset" in
+  moving_mnist)
+    exec "$PYTHON" "$here/preprocess_moving_mnist.py" "$@"
+    ;;
+  *)
+    echo "error: unknown dataset '$dataset'; valid datasets: $datasets" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,417 @@
+"""TFRecord video datasets: discovery, parsing, subclip slicing and the tf.data pipeline.
+
+Semantics follow the original SAVP ``BaseVideoDataset`` (specs/savp.md §2.1):
+
+* records are found as ``*.tfrecord*`` directly in ``input_dir``, else in
+  ``input_dir/<mode>``, sorted by name;
+* a subclip of ``sequence_length`` frames (every ``frame_skip + 1``-th frame) is
+  cut from each stored video, at a random offset that is a multiple of
+  ``time_shift`` in training (or always, with ``force_time_shift``), else at 0;
+* training (and validation with ``shuffle_on_val``) shuffles files and records
+  and repeats; test never shuffles, so its subclips are reproducible.
+
+Batches are dicts of float32 tensors: ``images`` ``[B, T, H, W, C]`` in [0, 1]
+plus what a dataset adds (``poses`` for Moving MNIST, ``states``/``actions``
+with ``use_state``).
+"""
+
+import glob
+import os
+import struct
+
+import numpy as np
+import tensorflow as tf
+
+from video_prediction.hparams import resolve_hparams
+
+MODES = ("train", "val", "test")
+
+
+def find_tfrecords(input_dir, mode):
+    """Sorted ``*.tfrecord*`` files of ``input_dir`` (or ``input_dir/<mode>``); ValueError naming both if none."""
+    if not input_dir or not os.path.isdir(input_dir):
+        raise ValueError(f"dataset directory {input_dir!r} does not exist")
+    files = sorted(glob.glob(os.path.join(input_dir, "*.tfrecord*")))
+    if not files:
+        files = sorted(glob.glob(os.path.join(input_dir, mode, "*.tfrecord*")))
+    files = [f for f in files if not f.endswith(".tmp")]
+    if not files:
+        raise ValueError(
+            f"no TFRecords (*.tfrecord*) for mode {mode!r} in {input_dir!r} or {os.path.join(input_dir, mode)!r}"
+        )
+    return files
+
+
+def compression_of(path):
+    """TFRecord compression inferred from the file name (``.gz`` → GZIP, ``.zlib`` → ZLIB)."""
+    if path.endswith(".gz"):
+        return "GZIP"
+    if path.endswith(".zlib"):
+        return "ZLIB"
+    return ""
+
+
+def check_tfrecord_framing(path):
+    """Walk the record headers of an uncompressed TFRecord file; ValueError naming the file if truncated.
+
+    Only the 12-byte headers are read (payloads are skipped), so this is cheap
+    even for large files.  A payload whose checksum is wrong is caught when
+    read, by :func:`verify_tfrecords`.
+    """
+    if compression_of(path):
+        return
+    size = os.path.getsize(path)
+    offset, index = 0, 0
+    with open(path, "rb") as f:
+        while offset < size:
+            header = f.read(12)
+            if len(header) < 12:
+                raise ValueError(f"corrupt TFRecord file {path}: record {index} is truncated (header)")
+            (length,) = struct.unpack("<Q", header[:8])
+            end = offset + 12 + length + 4
+            if end > size:
+                raise ValueError(
+                    f"corrupt TFRecord file {path}: record {index} claims {length} bytes but the file ends first"
+                )
+            f.seek(end)
+            offset, index = end, index + 1
+
+
+def verify_tfrecords(paths):
+    """Read every record of ``paths`` fully; ValueError naming the file and record index of the first bad one."""
+    for path in paths:
+        check_tfrecord_framing(path)
+        index = 0
+        try:
+            for _ in tf.data.TFRecordDataset(path, compression_type=compression_of(path)):
+                index += 1
+        except tf.errors.OpError as e:
+            raise ValueError(f"corrupt TFRecord file {path}: record {index} cannot be read ({e.message})") from None
+    return True
+
+
+class BaseVideoDataset:
+    """A video dataset read from TFRecords; subclasses define the record layout."""
+
+    def __init__(self, input_dir, mode="train", num_epochs=None, seed=None, hparams_dict=None, hparams=None):
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
+        self.input_dir = input_dir
+        self.mode = mode
+        self.num_epochs = num_epochs
+        self.seed = seed
+        self.hparams = self._resolve_hparams(hparams_dict, hparams)
+        self.filenames = find_tfrecords(input_dir, mode)
+        for path in self.filenames:
+            check_tfrecord_framing(path)
+        self._check_lengths()
+
+    @classmethod
+    def default_hparams(cls):
+        """The original's base hparams (specs/savp.md §2.1)."""
+        return dict(
+            crop_size=0,
+            scale_size=0,
+            context_frames=1,
+            sequence_length=0,
+            long_sequence_length=0,  # 0: equal to sequence_length
+            frame_skip=0,
+            time_shift=1,
+            force_time_shift=False,
+            shuffle_on_val=False,
+            use_state=False,
+        )
+
+    def _resolve_hparams(self, hparams_dict, hparams):
+        defaults = self.default_hparams()
+        resolved = resolve_hparams(defaults, hparams_dict, hparams)
+        values = resolved.values()
+        if values["sequence_length"] < 2:
+            raise ValueError(f"sequence_length must be >= 2, got {values['sequence_length']}")
+        if not 1 <= values["context_frames"] < values["sequence_length"]:
+            raise ValueError(
+                f"context_frames must be in [1, sequence_length); got context_frames={values['context_frames']}, "
+                f"sequence_length={values['sequence_length']}"
+            )
+        if values["long_sequence_length"] == 0:
+            values["long_sequence_length"] = values["sequence_length"]
+        return resolve_hparams(defaults, values)
+
+    # -- properties ------------------------------------------------------------------------------
+
+    @property
+    def context_frames(self):
+        return self.hparams.context_frames
+
+    @property
+    def sequence_length(self):
+        return self.hparams.sequence_length
+
+    @property
+    def span(self):
+        """Stored frames one subclip covers: ``(T - 1) * (frame_skip + 1) + 1``."""
+        return (self.sequence_length - 1) * (self.hparams.frame_skip + 1) + 1
+
+    @property
+    def shuffled(self):
+        return self.mode == "train" or (self.mode == "val" and self.hparams.shuffle_on_val)
+
+    @property
+    def random_offsets(self):
+        return (self.hparams.time_shift > 0 and self.mode == "train") or self.hparams.force_time_shift
+
+    @property
+    def stored_image_shape(self):
+        """(H, W, C) of the frames as stored; subclasses set it."""
+        raise NotImplementedError
+
+    @property
+    def image_shape(self):
+        """(H, W, C) of the frames a batch holds, after crop/scale."""
+        height, width, channels = self.stored_image_shape
+        crop = self.hparams.crop_size
+        if crop:
+            height = width = crop
+        scale = self.hparams.scale_size
+        if scale:
+            height = width = scale
+        return (int(height), int(width), int(self.output_channels(channels)))
+
+    def output_channels(self, stored_channels):
+        return stored_channels
+
+    def num_examples_per_epoch(self):
+        raise NotImplementedError
+
+    def _check_lengths(self):
+        """Subclasses check that stored videos are long enough for ``span``."""
+
+    # -- parsing ---------------------------------------------------------------------------------
+
+    def parse(self, serialized):
+        """Record -> dict of per-example tensors with a leading time axis of stored length."""
+        raise NotImplementedError
+
+    def stored_length(self, example):
+        """Number of stored frames of a parsed example (a scalar tensor)."""
+        raise NotImplementedError
+
+    def decode(self, example, frame_indices):
+        """Turn a parsed example into the output dict for the stored frames ``frame_indices``."""
+        raise NotImplementedError
+
+    def preprocess_images(self, images):
+        """uint8 ``[T, H, W, C]`` -> float32 in [0, 1] with the original's centre crop and resize."""
+        crop = self.hparams.crop_size
+        scale = self.hparams.scale_size
+        if crop:
+            images = tf.image.resize_with_crop_or_pad(images, crop, crop)
+        images = tf.image.convert_image_dtype(images, tf.float32)
+        if scale:
+            size = int(images.shape[1] or crop)
+            # The original: bilinear when upsampling, area when downsampling.
+            method = "bilinear" if scale > size else "area"
+            images = tf.image.resize(images, (scale, scale), method=method)
+        return images
+
+    def _frame_indices(self, length, seed):
+        """Indices of the subclip's stored frames; the offset drawn from a per-example stateless seed."""
+        step = self.hparams.frame_skip + 1
+        if self.random_offsets:
+            shift = max(self.hparams.time_shift, 1)
+            num_shifts = (length - self.span) // shift
+            offset = tf.random.stateless_uniform([], seed, 0, num_shifts + 1, dtype=tf.int64) * shift
+        else:
+            offset = tf.constant(0, tf.int64)
+        return offset + tf.range(self.sequence_length, dtype=tf.int64) * step
+
+    # -- the pipeline ----------------------------------------------------------------------------
+
+    def make_dataset(self, batch_size, drop_remainder=True):
+        """The batched ``tf.data.Dataset`` of this split (see the module docstring)."""
+        filenames = list(self.filenames)
+        seed = self.seed if self.seed is not None else np.random.randint(2**31 - 1)
+        if self.shuffled:
+            np.random.default_rng(seed).shuffle(filenames)
+        compression = compression_of(filenames[0])
+        records = tf.data.TFRecordDataset(
+            filenames, compression_type=compression, buffer_size=8 * 1024 * 1024,
+            num_parallel_reads=tf.data.AUTOTUNE if self.shuffled and len(filenames) > 1 else None,
+        )
+        parallel = tf.data.AUTOTUNE
+        examples = records.map(self.parse, num_parallel_calls=parallel, deterministic=not self.shuffled)
+        span = self.span
+        examples = examples.filter(lambda example: self.stored_length(example) >= span)
+        if self.shuffled:
+            examples = examples.shuffle(1024, seed=seed, reshuffle_each_iteration=True)
+        examples = examples.repeat(self.num_epochs)
+        # A stateless seed per example makes the random offsets independent of parallelism.
+        seeds = tf.data.Dataset.random(seed=seed).batch(2)
+        dataset = tf.data.Dataset.zip((examples, seeds)).map(
+            lambda example, pair: self.decode(example, self._frame_indices(self.stored_length(example), pair)),
+            num_parallel_calls=parallel, deterministic=not self.shuffled,
+        )
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+class VarLenFeatureVideoDataset(BaseVideoDataset):
+    """One ``tf.train.Example`` per video with variable-length frame lists (the original's KTH layout).
+
+    Features: ``sequence_length``, ``height``, ``width``, ``channels`` (int64) and
+    ``images/encoded`` (bytes list, one frame each: raw uint8 ``H*W*C`` bytes or
+    PNG/JPEG).  Subclasses may add per-frame float features with
+    :meth:`extra_frame_features` (``{name: per-frame shape}``), stored flattened.
+    Records shorter than the subclip span are skipped; frames are decoded after
+    slicing, so only the needed ones are.
+    """
+
+    def __init__(self, *args, **kwargs):
+        self._metadata = None
+        super().__init__(*args, **kwargs)
+        self._read_metadata()  # eagerly: the tf.data functions below only use the cached values
+
+    def extra_frame_features(self):
+        return {}
+
+    def _read_metadata(self):
+        """Shape, encoding and per-file lengths from the records (first record for shapes)."""
+        if self._metadata is None:
+            first = next(iter(tf.data.TFRecordDataset(self.filenames[0], compression_type=compression_of(self.filenames[0]))))
+            example = tf.train.Example.FromString(first.numpy())
+            feature = example.features.feature
+            try:
+                shape = tuple(int(feature[k].int64_list.value[0]) for k in ("height", "width", "channels"))
+                frame = feature["images/encoded"].bytes_list.value[0]
+            except (KeyError, IndexError):
+                raise ValueError(
+                    f"{self.filenames[0]} is not in the VarLen video layout (needs height, width, channels, "
+                    "images/encoded)"
+                ) from None
+            raw = len(frame) == shape[0] * shape[1] * shape[2]
+            self._metadata = dict(shape=shape, raw=raw)
+        return self._metadata
+
+    @property
+    def stored_image_shape(self):
+        return self._read_metadata()["shape"]
+
+    def parse(self, serialized):
+        features = {
+            "sequence_length": tf.io.FixedLenFeature([], tf.int64),
+            "height": tf.io.FixedLenFeature([], tf.int64),
+            "width": tf.io.FixedLenFeature([], tf.int64),
+            "channels": tf.io.FixedLenFeature([], tf.int64),
+            "images/encoded": tf.io.VarLenFeature(tf.string),
+        }
+        for name in self.extra_frame_features():
+            features[name] = tf.io.VarLenFeature(tf.float32)
+        parsed = tf.io.parse_single_example(serialized, features)
+        example = {
+            "length": parsed["sequence_length"],
+            "shape": tf.stack([parsed["height"], parsed["width"], parsed["channels"]]),
+            "frames": tf.sparse.to_dense(parsed["images/encoded"]),
+        }
+        for name, shape in self.extra_frame_features().items():
+            values = tf.sparse.to_dense(parsed[name])
+            example[name] = tf.reshape(values, [-1, *shape])
+        return example
+
+    def stored_length(self, example):
+        return example["length"]
+
+    def decode(self, example, frame_indices):
+        height, width, channels = self.stored_image_shape
+        expected = tf.constant([height, width, channels], tf.int64)
+        check = tf.debugging.assert_equal(
+            example["shape"], expected,
+            message=f"a record's frame shape differs from the first record's {(height, width, channels)} "
+            f"in {self.input_dir}",
+        )
+        with tf.control_dependencies([check]):
+            frames = tf.gather(example["frames"], frame_indices)
+        if self._read_metadata()["raw"]:
+            images = tf.io.decode_raw(frames, tf.uint8)
+        else:
+            images = tf.map_fn(lambda f: tf.io.decode_image(f, channels=channels, expand_animations=False),
+                               frames, fn_output_signature=tf.uint8)
+        images = tf.reshape(images, [self.sequence_length, height, width, channels])
+        output = {"images": self.preprocess_images(images)}
+        for name in self.extra_frame_features():
+            output[name] = tf.gather(example[name], frame_indices)
+        return output
+
+    def num_examples_per_epoch(self):
+        """Records long enough for one subclip (counted once and cached)."""
+        if not hasattr(self, "_num_examples"):
+            span = self.span
+            dataset = tf.data.TFRecordDataset(self.filenames, compression_type=compression_of(self.filenames[0]))
+            dataset = dataset.map(lambda r: tf.io.parse_single_example(
+                r, {"sequence_length": tf.io.FixedLenFeature([], tf.int64)})["sequence_length"])
+            self._num_examples = int(dataset.reduce(tf.constant(0, tf.int64),
+                                                    lambda count, n: count + tf.cast(n >= span, tf.int64)))
+        return self._num_examples
+
+
+def _bytes_feature(values):
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=list(values)))
+
+
+def _int64_feature(value):
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+
+
+def _float_feature(values):
+    return tf.train.Feature(float_list=tf.train.FloatList(value=np.asarray(values, np.float32).ravel().tolist()))
+
+
+def varlen_example(frames, encoded_frames=None, extra=None):
+    """A VarLen-layout ``tf.train.Example`` for uint8 ``frames`` ``[T, H, W, C]``.
+
+    ``encoded_frames`` (e.g. PNG bytes per frame) replaces the raw bytes when
+    given; ``extra`` maps feature names to per-frame float arrays ``[T, ...]``.
+    """
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8 or frames.ndim != 4:
+        raise ValueError(f"frames must be uint8 [T, H, W, C], got {frames.dtype} {frames.shape}")
+    length, height, width, channels = frames.shape
+    encoded = encoded_frames if encoded_frames is not None else [frame.tobytes() for frame in frames]
+    feature = {
+        "sequence_length": _int64_feature(length),
+        "height": _int64_feature(height),
+        "width": _int64_feature(width),
+        "channels": _int64_feature(channels),
+        "images/encoded": _bytes_feature(encoded),
+    }
+    for name, values in (extra or {}).items():
+        feature[name] = _float_feature(values)
+    return tf.train.Example(features=tf.train.Features(feature=feature))
+
+
+def write_tfrecord_shards(output_dir, examples, examples_per_file=128, prefix="sequence"):
+    """Write serialisable examples to ``<prefix>_<first>_to_<last>.tfrecord`` shards.
+
+    Each shard is written under a ``.tmp`` name and renamed when complete, so an
+    interrupted run never leaves a file that looks finished.  Returns the paths.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    paths, shard, first = [], [], 0
+
+    def flush():
+        last = first + len(shard) - 1
+        path = os.path.join(output_dir, f"{prefix}_{first}_to_{last}.tfrecord")
+        with tf.io.TFRecordWriter(path + ".tmp") as writer:
+            for example in shard:
+                writer.write(example.SerializeToString())
+        os.replace(path + ".tmp", path)
+        paths.append(path)
+
+    for example in examples:
+        shard.append(example)
+        if len(shard) == examples_per_file:
+            flush()
+            first += len(shard)
+            shard = []
+    if shard:
+        flush()
+    return paths
