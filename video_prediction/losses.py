@@ -37,7 +37,10 @@ def charbonnier_loss(x, epsilon=0.001):
 
 
 def kl_loss(mu, log_sigma_sq, mu2=None, log_sigma2_sq=None):
-    """KL(N(mu, sigma^2) || N(0, I)), or || N(mu2, sigma2^2) when given: summed over the last axis, mean over the rest."""
+    """KL(N(mu, sigma^2) || N(0, I)) -- or || N(mu2, sigma2^2) when given.
+
+    Summed over the last (latent) axis, averaged over the others.
+    """
     if mu2 is None and log_sigma2_sq is None:
         kl = -0.5 * tf.reduce_sum(1 + log_sigma_sq - tf.square(mu) - tf.exp(log_sigma_sq), axis=-1)
     else:

@@ -50,6 +50,12 @@ class _ConvRNNCellBase(keras.layers.Layer):
             bias = self.add_weight(name=f"{name}bias", shape=(out_channels,), initializer=bias_initializer)
         return kernel, bias
 
+    def _add_norms(self, names, beta_initializer="zeros"):
+        for name in names:
+            # attribute "norm_<scope>" (Keras layers already own e.g. .input/.output); layer name = scope
+            setattr(self, f"norm_{name}", make_norm_layer(self.norm_layer, name=name,
+                                                          beta_initializer=beta_initializer))
+
     def _conv(self, inputs, kernel, bias):
         outputs = tf.nn.conv2d(inputs, kernel, strides=1, padding="SAME")
         return tf.nn.bias_add(outputs, bias) if bias is not None else outputs
@@ -64,8 +70,7 @@ class _ConvRNNCellBase(keras.layers.Layer):
         return config
 
 
-def _norms(norm_layer, names, beta_initializer="zeros"):
-    return {name: make_norm_layer(norm_layer, name=name, beta_initializer=beta_initializer) for name in names}
+
 
 
 class BasicConv2DLSTMCell(_ConvRNNCellBase):
@@ -79,12 +84,11 @@ class BasicConv2DLSTMCell(_ConvRNNCellBase):
             self.non_spatial_kernel = self.add_weight(
                 name="weights", shape=(self.non_spatial_units, 4 * self.filters), initializer=kernel_initializer()
             )
-        if not self.normalized:
-            self.gate_norms, self.state_norm = {}, None
-        elif self.separate_norms:
-            self.gate_norms = _norms(self.norm_layer, ("input", "transform", "forget", "output"))
-        else:
-            self.gate_norms = _norms(self.norm_layer, ("input_transform_forget_output",))
+        # Norm layers are attributes named like the original's scopes (not a dict: TF
+        # checkpoints only follow attributes of Keras layers, not Keras-tracked dicts).
+        if self.normalized:
+            separate = ("input", "transform", "forget", "output")
+            self._add_norms(separate if self.separate_norms else ("input_transform_forget_output",))
         self.state_norm = make_norm_layer(self.norm_layer, name="state") if self.normalized else None
 
     def call(self, inputs, state, inputs_non_spatial=None):
@@ -93,13 +97,11 @@ class BasicConv2DLSTMCell(_ConvRNNCellBase):
         if inputs_non_spatial is not None:
             gates = gates + tf.matmul(inputs_non_spatial, self.non_spatial_kernel)[:, None, None, :]
         if self.normalized and not self.separate_norms:
-            gates = self.gate_norms["input_transform_forget_output"](gates)
+            gates = self.norm_input_transform_forget_output(gates)
         i, j, f, o = tf.split(gates, 4, axis=-1)
         if self.separate_norms:
-            i = self.gate_norms["input"](i)
-            j = self.gate_norms["transform"](j)
-            f = self.gate_norms["forget"](f)
-            o = self.gate_norms["output"](o)
+            i, j = self.norm_input(i), self.norm_transform(j)
+            f, o = self.norm_forget(f), self.norm_output(o)
         forget_bias = 1.0  # added at run time, not stored in a bias (TF1)
         new_c = c * tf.sigmoid(f + forget_bias) + tf.sigmoid(i) * tf.tanh(j)
         if self.state_norm is not None:
@@ -132,12 +134,11 @@ class Conv2DGRUCell(_ConvRNNCellBase):
                 name="candidate_weights", shape=(self.non_spatial_units, self.filters),
                 initializer=kernel_initializer(),
             )
-        self.norms = {}
         if self.normalized:
             # Gate norms' beta starts at 1 like the gate biases, the candidate's at 0.
             gate_names = ("reset", "update") if self.separate_norms else ("reset_update",)
-            self.norms = _norms(self.norm_layer, gate_names, beta_initializer="ones")
-            self.norms.update(_norms(self.norm_layer, ("state",)))
+            self._add_norms(gate_names, beta_initializer="ones")
+            self._add_norms(("state",))
 
     def call(self, inputs, state, inputs_non_spatial=None):
         gate_inputs = tf.concat([inputs, state], axis=-1)
@@ -145,10 +146,10 @@ class Conv2DGRUCell(_ConvRNNCellBase):
         if inputs_non_spatial is not None:
             gates = gates + tf.matmul(inputs_non_spatial, self.gates_weights)[:, None, None, :]
         if self.normalized and not self.separate_norms:
-            gates = self.norms["reset_update"](gates)
+            gates = self.norm_reset_update(gates)
         r, u = tf.split(gates, 2, axis=-1)
         if self.separate_norms:
-            r, u = self.norms["reset"](r), self.norms["update"](u)
+            r, u = self.norm_reset(r), self.norm_update(u)
         r, u = tf.sigmoid(r), tf.sigmoid(u)
         # As in the original, the candidate conv sees [x, h, r*h] (its input is the gates' input plus r*h).
         candidate = self._conv(tf.concat([gate_inputs, r * state], axis=-1), self.candidate_kernel,
@@ -156,7 +157,7 @@ class Conv2DGRUCell(_ConvRNNCellBase):
         if inputs_non_spatial is not None:
             candidate = candidate + tf.matmul(inputs_non_spatial, self.candidate_weights)[:, None, None, :]
         if self.normalized:
-            candidate = self.norms["state"](candidate)
+            candidate = self.norm_state(candidate)
         new_h = u * state + (1 - u) * tf.tanh(candidate)
         return new_h, new_h
 

@@ -32,7 +32,9 @@ class _ChannelAffineNormalization(keras.layers.Layer):
         if channels is None:
             raise ValueError(f"{type(self).__name__} needs a known channel dimension, got shape {input_shape}")
         self.gamma = self.add_weight(name="gamma", shape=(channels,), initializer="ones") if self.scale else None
-        self.beta = self.add_weight(name="beta", shape=(channels,), initializer=self.beta_initializer) if self.center else None
+        self.beta = None
+        if self.center:
+            self.beta = self.add_weight(name="beta", shape=(channels,), initializer=self.beta_initializer)
 
     def _moment_axes(self, rank):
         raise NotImplementedError

@@ -143,8 +143,10 @@ class SAVPCell(keras.layers.Layer):
             else:
                 self.rnn_z = make_rnn_cell(hp.rnn, hp.nz, name=f"{hp.rnn}_z")
 
-        # U-Net layers: (conditioned resampling conv, norm, conv-RNN or ablation conv + norm or None).
-        self.unet = []
+        # U-Net layers, each an attribute named after the original's scope (h<i>, h<i>_norm,
+        # lstm_h<i>, ...): TF checkpoints follow a Keras layer's attributes, not layers kept
+        # in Python lists/dicts.  ``unet_specs`` holds those attribute names per layer.
+        self.unet_specs = []
         num_enc = len(self.encoder_specs)
         for i, (filters, use_rnn) in enumerate(self.encoder_specs + self.decoder_specs):
             is_encoder = i < num_enc
@@ -155,26 +157,29 @@ class SAVPCell(keras.layers.Layer):
                                                  name=hp.downsample_layer)
             else:
                 resample = make_upsample_layer(hp.upsample_layer, filters, (3, 3), name=hp.upsample_layer)
-            conv = _ConditionedConv(resample, cond if adds_to_conv else 0, hp.use_tile_concat, name=f"h{i}")
-            norm = make_norm_layer(hp.norm_layer, name=f"h{i}_norm")
+            conv = self._register(f"h{i}", _ConditionedConv(resample, cond if adds_to_conv else 0,
+                                                             hp.use_tile_concat, name=f"h{i}"))
+            norm = self._register(f"h{i}_norm", make_norm_layer(hp.norm_layer, name=f"h{i}_norm"))
             rnn = rnn_norm = None
             rnn_adds = hp.where_add == "all" and cond > 0
             if use_rnn:
                 if hp.ablation_rnn:
-                    rnn = _ConditionedConv(Conv2D(filters, (5, 5)), cond if rnn_adds else 0, hp.use_tile_concat,
-                                           name=f"conv_h{i}")
-                    rnn_norm = make_norm_layer(hp.norm_layer, name=f"conv_h{i}_norm")
+                    rnn = self._register(f"conv_h{i}", _ConditionedConv(
+                        Conv2D(filters, (5, 5)), cond if rnn_adds else 0, hp.use_tile_concat, name=f"conv_h{i}"))
+                    rnn_norm = self._register(f"conv_h{i}_norm", make_norm_layer(hp.norm_layer,
+                                                                                 name=f"conv_h{i}_norm"))
                 else:
                     norm_type = "none" if hp.ablation_conv_rnn_norm else hp.conv_rnn_norm_layer
                     non_spatial = cond if (rnn_adds and not hp.use_tile_concat) else None
-                    rnn = make_conv_rnn_cell(hp.conv_rnn, filters, norm_type, (5, 5), non_spatial,
-                                             name=f"{hp.conv_rnn}_h{i}")
+                    rnn = self._register(f"{hp.conv_rnn}_h{i}", make_conv_rnn_cell(
+                        hp.conv_rnn, filters, norm_type, (5, 5), non_spatial, name=f"{hp.conv_rnn}_h{i}"))
                     if hp.ablation_conv_rnn_norm:
                         # ablation: normalise the conv-RNN output instead of its gates/state
-                        rnn_norm = make_norm_layer(hp.conv_rnn_norm_layer, name=f"{hp.conv_rnn}_h{i}_norm")
-            self.unet.append(dict(conv=conv, norm=norm, rnn=rnn, rnn_norm=rnn_norm, adds=adds_to_conv,
-                                  rnn_adds=rnn_adds, use_rnn=use_rnn))
-        top = len(self.unet)  # index used by the original for the head scopes (h<top>_*)
+                        rnn_norm = self._register(f"{hp.conv_rnn}_h{i}_norm", make_norm_layer(
+                            hp.conv_rnn_norm_layer, name=f"{hp.conv_rnn}_h{i}_norm"))
+            self.unet_specs.append(dict(conv=conv, norm=norm, rnn=rnn, rnn_norm=rnn_norm, adds=adds_to_conv,
+                                        rnn_adds=rnn_adds, use_rnn=use_rnn))
+        top = len(self.unet_specs)  # index used by the original for the head scopes (h<top>_*)
 
         self.kernel_shape = tuple(hp.kernel_size) + (self.num_transformed,)
         if self.num_transformed:
@@ -197,15 +202,31 @@ class SAVPCell(keras.layers.Layer):
             self.masks = Conv2D(self.num_masks, (3, 3), name="masks")
         if state_dim:
             self.state_pred = _dense(state_dim, name="state_pred")
-        self.learned_initial_state = None
+        self.num_learned_initial_states = 0
+
+    def _register(self, name, layer):
+        """Set ``layer`` as attribute ``name`` and return the name (``None`` for no layer)."""
+        if layer is None:
+            return None
+        setattr(self, name, layer)
+        return name
+
+    def _layer(self, name):
+        return None if name is None else getattr(self, name, None)
+
+    def _norm_act(self, norm_name, h):
+        """The named norm (if any) then the generator's activation."""
+        norm = self._layer(norm_name)
+        return self.activation(norm(h) if norm is not None else h)
 
     def _head(self, name, filters):
-        return (Conv2D(filters, (3, 3), name=name), make_norm_layer(self.hp.norm_layer, name=f"{name}_norm"))
+        """conv3x3 + norm + activation on the last U-Net output (the original's h<top>_* scopes)."""
+        self._register(name, Conv2D(filters, (3, 3), name=name))
+        self._register(f"{name}_norm", make_norm_layer(self.hp.norm_layer, name=f"{name}_norm"))
+        return name
 
-    def _apply_head(self, head, inputs):
-        conv, norm = head
-        h = conv(inputs)
-        return self.activation(norm(h) if norm is not None else h)
+    def _apply_head(self, name, inputs):
+        return self._norm_act(f"{name}_norm", getattr(self, name)(inputs))
 
     def _count_masks(self):
         hp = self.hp
@@ -233,11 +254,11 @@ class SAVPCell(keras.layers.Layer):
     def initial_state(self, batch_size, first_image):
         hp = self.hp
         rnn_states = []
-        for layer, shape in zip(self.unet, self._rnn_shapes()):
+        for spec, shape in zip(self.unet_specs, self._rnn_shapes()):
             if shape is None:
                 rnn_states.append(())
                 continue
-            rnn_states.append(layer["rnn"].zero_state(batch_size, shape[0], shape[1]))
+            rnn_states.append(self._layer(spec["rnn"]).zero_state(batch_size, shape[0], shape[1]))
         state = dict(
             gen_image=tf.zeros_like(first_image),
             last_images=[first_image] * hp.last_frames,
@@ -255,12 +276,13 @@ class SAVPCell(keras.layers.Layer):
         """Trainable zero-initialised initial conv-RNN / rnn_z states (``learn_initial_state``)."""
         keys = ["rnn_states"] + (["rnn_z_state"] if "rnn_z_state" in state else [])
         flat = tf.nest.flatten({k: state[k] for k in keys})
-        if self.learned_initial_state is None:
-            self.learned_initial_state = [
-                self.add_weight(name=f"initial_state_{i}", shape=tuple(x.shape[1:]), initializer="zeros")
-                for i, x in enumerate(flat)
-            ]
-        tiled = [tf.tile(v[None], [batch_size] + [1] * len(v.shape)) for v in self.learned_initial_state]
+        if not self.num_learned_initial_states:
+            for i, x in enumerate(flat):  # attributes, so that checkpoints see them
+                setattr(self, f"initial_state_{i}",
+                        self.add_weight(name=f"initial_state_{i}", shape=tuple(x.shape[1:]), initializer="zeros"))
+            self.num_learned_initial_states = len(flat)
+        variables = [getattr(self, f"initial_state_{i}") for i in range(self.num_learned_initial_states)]
+        tiled = [tf.tile(v[None], [batch_size] + [1] * len(v.shape)) for v in variables]
         packed = tf.nest.pack_sequence_as({k: state[k] for k in keys}, tiled)
         return dict(state, **packed)
 
@@ -295,28 +317,28 @@ class SAVPCell(keras.layers.Layer):
 
         outputs_per_layer, new_rnn_states = [], []
         num_enc = len(self.encoder_specs)
-        for i, layer in enumerate(self.unet):
+        for i, spec in enumerate(self.unet_specs):
             if i == 0:
                 h = tf.concat([image, context["first_image"]], axis=-1)
             elif i <= num_enc:
                 h = outputs_per_layer[-1]
             else:  # decoder with U-Net skip from the mirrored encoder layer
                 h = tf.concat([outputs_per_layer[-1], outputs_per_layer[2 * num_enc - i - 1]], axis=-1)
-            h = layer["conv"](h, condition if layer["adds"] else None)
-            h = self.activation(layer["norm"](h) if layer["norm"] is not None else h)
+            h = self._layer(spec["conv"])(h, condition if spec["adds"] else None)
+            h = self._norm_act(spec["norm"], h)
             rnn_state = ()
-            if layer["use_rnn"]:
-                rnn_condition = condition if layer["rnn_adds"] else None
+            if spec["use_rnn"]:
+                rnn = self._layer(spec["rnn"])
+                rnn_condition = condition if spec["rnn_adds"] else None
                 if hp.ablation_rnn:
-                    h = layer["rnn"](h, rnn_condition)
-                    h = self.activation(layer["rnn_norm"](h) if layer["rnn_norm"] is not None else h)
+                    h = self._norm_act(spec["rnn_norm"], rnn(h, rnn_condition))
                 else:
                     if rnn_condition is not None and hp.use_tile_concat:
-                        h, rnn_state = layer["rnn"](tile_concat(h, rnn_condition), state["rnn_states"][i])
+                        h, rnn_state = rnn(tile_concat(h, rnn_condition), state["rnn_states"][i])
                     else:
-                        h, rnn_state = layer["rnn"](h, state["rnn_states"][i], inputs_non_spatial=rnn_condition)
-                    if layer["rnn_norm"] is not None:
-                        h = layer["rnn_norm"](h)
+                        h, rnn_state = rnn(h, state["rnn_states"][i], inputs_non_spatial=rnn_condition)
+                    if spec["rnn_norm"] is not None:
+                        h = self._layer(spec["rnn_norm"])(h)
             new_rnn_states.append(rnn_state)
             outputs_per_layer.append(h)
         new_state["rnn_states"] = new_rnn_states
@@ -390,17 +412,20 @@ class ConvEncoder(keras.layers.Layer):
 
     def __init__(self, nef=64, n_layers=3, norm_layer="instance", **kwargs):
         super().__init__(**kwargs)
-        self.convs, self.norms = [], []
-        for i in range(n_layers):
+        self.n_layers = n_layers
+        for i in range(n_layers):  # attributes layer_<k> / layer_<k>_norm (checkpoint-visible)
             filters = nef * min(2**i, 4)
-            self.convs.append(keras.layers.Conv2D(filters, 4, strides=2, padding="valid",
-                                                  kernel_initializer=kernel_initializer(), name=f"layer_{i + 1}"))
-            self.norms.append(None if i == 0 else make_norm_layer(norm_layer, name=f"layer_{i + 1}_norm"))
+            setattr(self, f"layer_{i + 1}", keras.layers.Conv2D(
+                filters, 4, strides=2, padding="valid", kernel_initializer=kernel_initializer(),
+                name=f"layer_{i + 1}"))
+            if i > 0:
+                setattr(self, f"layer_{i + 1}_norm", make_norm_layer(norm_layer, name=f"layer_{i + 1}_norm"))
 
     def call(self, inputs):
         h = inputs
-        for conv, norm in zip(self.convs, self.norms):
-            h = conv(tf.pad(h, [[0, 0], [1, 1], [1, 1], [0, 0]]))
+        for k in range(1, self.n_layers + 1):
+            h = getattr(self, f"layer_{k}")(tf.pad(h, [[0, 0], [1, 1], [1, 1], [0, 0]]))
+            norm = getattr(self, f"layer_{k}_norm", None)
             if norm is not None:
                 h = norm(h)
             h = lrelu(h, 0.2)
@@ -446,7 +471,7 @@ class PosteriorEncoder(keras.layers.Layer):
     def __init__(self, hparams, **kwargs):
         super().__init__(**kwargs)
         self.hp = hparams
-        self.encoder = ConvEncoder(hparams.nef, hparams.n_layers, hparams.norm_layer, name="conv_encoder")
+        self.conv_encoder = ConvEncoder(hparams.nef, hparams.n_layers, hparams.norm_layer, name="conv_encoder")
         if hparams.use_e_rnn:
             self.e_dense = _dense(hparams.nef * 4, name=f"layer_{hparams.n_layers + 1}")
             self.e_rnn = make_rnn_cell(hparams.rnn, hparams.nef * 4, name=hparams.rnn)
@@ -457,7 +482,7 @@ class PosteriorEncoder(keras.layers.Layer):
         pairs = tf.concat([images[:-1], images[1:]], axis=-1)
         if actions is not None:
             pairs = tf.concat([pairs, _tile_like(actions, pairs)], axis=-1)
-        h = _flat_time(self.encoder, pairs)
+        h = _flat_time(self.conv_encoder, pairs)
         if self.hp.use_e_rnn:
             h = _flat_time(self.e_dense, h)
             h = _scan_rnn(self.e_rnn, h, tf.shape(h)[1])
@@ -476,7 +501,7 @@ class LearnedPrior(keras.layers.Layer):
     def __init__(self, hparams, **kwargs):
         super().__init__(**kwargs)
         self.hp = hparams
-        self.encoder = ConvEncoder(hparams.nef, hparams.n_layers, hparams.norm_layer, name="conv_encoder")
+        self.conv_encoder = ConvEncoder(hparams.nef, hparams.n_layers, hparams.norm_layer, name="conv_encoder")
         self.dense = _dense(hparams.nef * 4, name=f"layer_{hparams.n_layers + 1}")
         self.rnn = make_rnn_cell(hparams.rnn, hparams.nef * 4, name=hparams.rnn)
         self.heads = _GaussianHeads(hparams.nz, name="heads")
@@ -486,7 +511,7 @@ class LearnedPrior(keras.layers.Layer):
         pairs = tf.concat([images[: context - 1], images[1:context]], axis=-1)
         if actions is not None:
             pairs = tf.concat([pairs, _tile_like(actions[: context - 1], pairs)], axis=-1)
-        h = _flat_time(self.encoder, pairs)
+        h = _flat_time(self.conv_encoder, pairs)
         num_future = tf.shape(images)[0] - context
         h = tf.concat([h, tf.zeros(tf.stack([num_future, tf.shape(h)[1], h.shape[-1]]))], axis=0)
         h = _flat_time(self.dense, h)
@@ -515,17 +540,18 @@ class SNDiscriminator(keras.layers.Layer):
                  ("sn_conv1_0", ndf * 2, 3, 1), ("sn_conv1_1", ndf * 4, 4, down),
                  ("sn_conv2_0", ndf * 4, 3, 1), ("sn_conv2_1", ndf * 8, 4, 2),
                  ("sn_conv3_0", ndf * 8, 3, 1)]
-        self.convs = [SNConv(filters, k, strides, rank=rank, padding=1, name=name)
-                      for name, filters, k, strides in specs]
-        self.fc = SNDense(1, name="sn_fc4")
+        self.conv_names = tuple(name for name, *_ in specs)
+        for name, filters, k, strides in specs:  # attributes (checkpoint-visible), original scope names
+            setattr(self, name, SNConv(filters, k, strides, rank=rank, padding=1, name=name))
+        self.sn_fc4 = SNDense(1, name="sn_fc4")
 
     def call(self, inputs, training=False):
         features = []
         h = inputs
-        for conv in self.convs:
-            h = lrelu(conv(h, training=training), 0.1)
+        for name in self.conv_names:
+            h = lrelu(getattr(self, name)(h, training=training), 0.1)
             features.append(h)
-        logits = self.fc(tf.reshape(h, [tf.shape(h)[0], -1]), training=training)
+        logits = self.sn_fc4(tf.reshape(h, [tf.shape(h)[0], -1]), training=training)
         return features, logits
 
 
@@ -583,21 +609,25 @@ class SAVPVideoPredictionModel(VideoPredictionModel):
         hp = self.hparams
         self.stochastic = hp.nz > 0
         self._check_hparams()
-        self.generator = None  # built on the first batch (needs the image shape and conditioning sizes)
-        discriminators, discriminators_enc = {}, {}
+        # Generator layers are created by build() (they need the image shape and conditioning sizes).
+        self.cell = self.encoder = self.prior = None
+        # Discriminators are attributes (checkpoint-visible); these dicts map
+        # {kind: attribute name} for the prior path (GAN) and the posterior path (VAE-GAN).
+        self.discriminator_names, self.discriminator_enc_names = {}, {}
         for kind in DISCRIMINATOR_KINDS:
             video = kind == "video_sn"
             if getattr(hp, f"{kind}_gan_weight"):
-                discriminators[kind] = SNDiscriminator(hp.ndf, video=video, name=f"{kind}_discriminator")
+                name = f"{kind}_discriminator"
+                setattr(self, name, SNDiscriminator(hp.ndf, video=video, name=name))
+                self.discriminator_names[kind] = name
             if getattr(hp, f"{kind}_vae_gan_weight"):
-                if hp.use_same_discriminator and kind in discriminators:
-                    discriminators_enc[kind] = discriminators[kind]
+                if hp.use_same_discriminator and kind in self.discriminator_names:
+                    self.discriminator_enc_names[kind] = self.discriminator_names[kind]
                 else:
                     # the original's separate copy under discriminator/encoder/...
-                    discriminators_enc[kind] = SNDiscriminator(hp.ndf, video=video,
-                                                               name=f"encoder_{kind}_discriminator")
-        self.discriminators = discriminators
-        self.discriminators_enc = discriminators_enc
+                    name = f"encoder_{kind}_discriminator"
+                    setattr(self, name, SNDiscriminator(hp.ndf, video=video, name=name))
+                    self.discriminator_enc_names[kind] = name
         self.discriminator_optimizer = None
 
     @classmethod
@@ -681,14 +711,16 @@ class SAVPVideoPredictionModel(VideoPredictionModel):
             if getattr(hp, key):
                 raise ValueError(f"{key} must be 0 for savp (the original has no such output at HEAD)")
         if hp.gan_loss_type not in vp_losses.GAN_LOSS_TYPES:
-            raise ValueError(f"unknown gan_loss_type {hp.gan_loss_type!r}; valid: {', '.join(vp_losses.GAN_LOSS_TYPES)}")
+            valid = ", ".join(vp_losses.GAN_LOSS_TYPES)
+            raise ValueError(f"unknown gan_loss_type {hp.gan_loss_type!r}; valid: {valid}")
         has_posterior = hp.nz > 0 and hp.use_encoder
         if hp.kl_weight and not has_posterior:
             raise ValueError("kl_weight > 0 needs latents from the encoder (nz > 0 and use_encoder=True)")
         if any(getattr(hp, f"{kind}_vae_gan_weight") for kind in DISCRIMINATOR_KINDS) and not has_posterior:
             raise ValueError("*_vae_gan_weight > 0 needs the posterior path (nz > 0 and use_encoder=True)")
         if hp.schedule_sampling not in ("none", "inverse_sigmoid", "linear"):
-            raise ValueError(f"unknown schedule_sampling {hp.schedule_sampling!r}; valid: none, inverse_sigmoid, linear")
+            raise ValueError(
+                f"unknown schedule_sampling {hp.schedule_sampling!r}; valid: none, inverse_sigmoid, linear")
         if hp.kl_anneal not in ("none", "sigmoid", "linear"):
             raise ValueError(f"unknown kl_anneal {hp.kl_anneal!r}; valid: none, sigmoid, linear")
 
@@ -698,7 +730,17 @@ class SAVPVideoPredictionModel(VideoPredictionModel):
 
     @property
     def has_gan(self):
-        return bool(self.discriminators or self.discriminators_enc)
+        return bool(self.discriminator_names or self.discriminator_enc_names)
+
+    @property
+    def discriminators(self):
+        """``{kind: discriminator}`` of the prior (GAN) path."""
+        return {kind: getattr(self, name) for kind, name in self.discriminator_names.items()}
+
+    @property
+    def discriminators_enc(self):
+        """``{kind: discriminator}`` of the posterior (VAE-GAN) path."""
+        return {kind: getattr(self, name) for kind, name in self.discriminator_enc_names.items()}
 
     # -- generator -------------------------------------------------------------------------------
 
@@ -711,14 +753,14 @@ class SAVPVideoPredictionModel(VideoPredictionModel):
         self.cell = SAVPCell(hp, image_shape, action_dim, state_dim, use_z=hp.nz > 0, name="savp_cell")
         self.encoder = PosteriorEncoder(hp, name="encoder") if self.has_posterior else None
         self.prior = LearnedPrior(hp, name="prior") if hp.nz > 0 and hp.learn_prior else None
-        self.generator = [layer for layer in (self.cell, self.encoder, self.prior) if layer is not None]
 
     def generator_variables(self):
-        return [v for layer in self.generator for v in layer.trainable_variables]
+        layers = (self.cell, self.encoder, self.prior)
+        return [v for layer in layers if layer is not None for v in layer.trainable_variables]
 
     def discriminator_variables(self):
-        layers = {id(d): d for d in list(self.discriminators.values()) + list(self.discriminators_enc.values())}
-        return [v for d in layers.values() for v in d.trainable_variables]
+        names = sorted(set(self.discriminator_names.values()) | set(self.discriminator_enc_names.values()))
+        return [v for name in names for v in getattr(self, name).trainable_variables]
 
     def _ground_truth_mask(self, num_steps, batch_size, training):
         """[T-1, B] bool: True during the context; afterwards Bernoulli(p) in training only (§3.5 step 1)."""
@@ -789,7 +831,7 @@ class SAVPVideoPredictionModel(VideoPredictionModel):
     def _forward(self, batch, training=False, posterior_path=True):
         """Both generator passes (posterior, prior); ``posterior_path=False`` skips the first (generation)."""
         hp = self.hparams
-        if self.generator is None:
+        if self.cell is None:
             self._build_generator({key: tuple(value.shape) for key, value in batch.items()})
         time_major = {key: _to_time_major(batch[key]) for key in ("images", "actions", "states") if key in batch}
         images = time_major["images"]
@@ -823,7 +865,7 @@ class SAVPVideoPredictionModel(VideoPredictionModel):
 
     def build(self, input_shape):
         """Create the generator's layers for a batch of these shapes (keys and image size matter)."""
-        if self.generator is None:
+        if self.cell is None:
             self._build_generator(dict(input_shape))
 
     def call(self, batch, training=False):
