@@ -8,6 +8,7 @@ _MODELS = {
     "ground_truth": "video_prediction.models.non_trainable:GroundTruthVideoPredictionModel",
     "repeat": "video_prediction.models.non_trainable:RepeatVideoPredictionModel",
     "savp": "video_prediction.models.savp:SAVPVideoPredictionModel",
+    "mspred": "video_prediction.models.mspred:MSPredVideoPredictionModel",
 }
 
 

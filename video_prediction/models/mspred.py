@@ -1,0 +1,412 @@
+"""MSPred: multi-scale hierarchical recurrent video prediction (specs/mspred.md §3-§4).
+
+The original's SpatioTempHierarch with ConvLSTM predictors (model_type
+``SpatioTempHierarchConvLSTM``).  The period gating of the original is a set of
+per-module counters; since the schedule is static given (context, T, periods) the
+time loop is unrolled in Python and every module knows at which steps it ticks.
+
+Outputs of ``call`` (channels-last):
+
+* ``gen_images`` ``[B, T-1, H, W, C]``: the decoder output at every step t (frame
+  t+1).  The decoder runs at every step in the original too; during the context
+  these are one-step predictions from ground-truth features, afterwards the
+  autoregressive predictions.  The original supervises steps C-1 .. C-1+N-1.
+* ``gen_level0`` ``[B, N, H, W, C]``: the N supervised frames (targets C .. C+N-1).
+* ``gen_heatmaps_level1`` / ``gen_heatmaps_level2`` ``[B, N, H, W, K]``: the heads'
+  outputs; ``level_target_frames()`` gives the frame each one predicts (§3.7).
+* ``mu_post_level{h}`` etc. for the KL, stacked over the kept ticks.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from video_prediction.layers.mspred_layers import (
+    DCGANDecoder, DCGANEncoder, ConvLSTMPredictor, DeconvHead, GaussianConvLSTM, VGGDecoder, VGGEncoder,
+    upsample_nearest,
+)
+from video_prediction.models.base import VideoPredictionModel, num_replicas
+
+NUM_LEVELS = 3  # the original asserts num_hierarch == 3
+
+
+def level_target_frames(context, num_preds, periods, sequence_length):
+    """Frame indices (0-based) each level's outputs predict (§3.7).
+
+    Level 0 keeps the decoder outputs of steps C-1 .. C-1+N-1; head h ticks at
+    steps C-1 + k p_h and predicts frame C-1 + (k+1) p_h.  Only steps < T-1 run, so a
+    short sequence gives fewer outputs (and a head's last target may lie past it).
+    """
+    frames = []
+    for level, period in enumerate(periods):
+        step = 1 if level == 0 else period
+        ticks = [context - 1 + k * step for k in range(num_preds) if context - 1 + k * step <= sequence_length - 2]
+        frames.append([t + step for t in ticks])
+    return frames
+
+
+def epoch_lr_table(lr, num_epochs, warmup_steps, decay_steps, factor):
+    """lr during each epoch 0..num_epochs: the original's WarmupStepLR stepped after every epoch (§4.2)."""
+    table, current = [lr], lr
+    for epoch in range(num_epochs):
+        if epoch < warmup_steps:
+            current = max(lr * (epoch / warmup_steps), 1e-6)
+        elif epoch in decay_steps:
+            current = current * factor
+        table.append(current)
+    return table
+
+
+def epoch_beta_table(beta0, beta, warmup_steps, num_epochs):
+    """KL weight during each epoch 0..num_epochs: the original's linear BetaScheduler (§4.2)."""
+    table, current = [beta0], beta0
+    for epoch in range(num_epochs):
+        if epoch <= warmup_steps:
+            # with warmup 0 this is beta0 + (beta - beta0) = beta, as in the original
+            current = beta0 + (epoch - 1) * (beta - beta0) / (warmup_steps - 1) if warmup_steps != 1 else beta
+        table.append(current)
+    return table
+
+
+@keras.saving.register_keras_serializable(package="video_prediction")
+class EpochTableSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """A per-epoch value table looked up with ``step // steps_per_epoch`` (last value after the end)."""
+
+    def __init__(self, table, steps_per_epoch):
+        self.table = [float(v) for v in table]
+        self.steps_per_epoch = int(steps_per_epoch)
+
+    def __call__(self, step):
+        epoch = tf.cast(step, tf.int64) // self.steps_per_epoch
+        epoch = tf.minimum(epoch, len(self.table) - 1)
+        return tf.gather(tf.constant(self.table, tf.float32), epoch)
+
+    def get_config(self):
+        return {"table": self.table, "steps_per_epoch": self.steps_per_epoch}
+
+
+class MSPredVideoPredictionModel(VideoPredictionModel):
+    """MSPred (SpatioTempHierarch, ConvLSTM predictors)."""
+
+    stochastic = True
+
+    @classmethod
+    def default_hparams(cls):
+        hparams = super().default_hparams()
+        hparams.update(
+            # model (the original's "model" section; names in comments)
+            enc_dec_type="dcgan",  # enc_dec_type: "dcgan" | "vgg"
+            dim=512,  # enc_dec.dim (must be num_filters * 8, see §3.2)
+            num_filters=64,  # enc_dec.num_filters
+            extra_deep=False,  # enc_dec.extra_deep (VGG only)
+            periods=[1, 4, 8],  # HierarchLSTM.periods
+            hidden_dim=128,  # HierarchLSTM.hidden_dim
+            num_layers=[4, 4, 4],  # HierarchLSTM.num_layers
+            stochastic_latents=True,  # HierarchLSTM.stochastic
+            ancestral_sampling=True,  # HierarchLSTM.ancestral_sampling
+            aux_outputs=True,  # HierarchLSTM.aux_outputs
+            heatmap_channels=[1, 1],  # HierarchLSTM.n_hmap_channels (from the dataset)
+            latent_dim=10,  # LSTM_Prior.latent_dim (used by both)
+            prior_hidden_dim=64,  # LSTM_Prior.hidden_dim
+            prior_num_layers=1,  # LSTM_Prior.num_layers
+            posterior_hidden_dim=64,  # LSTM_Posterior.hidden_dim
+            posterior_num_layers=1,  # LSTM_Posterior.num_layers
+            autoreg_mode="LAST_PRED_FEATS",  # or LAST_PRED_FRAME
+            last_context_residuals=True,
+            num_preds=5,  # training.num_preds
+            num_channels=3,  # dataset.num_channels
+            # quirks of the original (§7): defaults reproduce it
+            batch_norm_batch_stats=True,  # BN always on batch statistics (test time too)
+            prior_double_gating=True,  # prior only recomputes every p^2 steps (§3.5)
+            latent_mode="sample",  # "sample" | "mean": z = mu at inference (parity, --latent_mode)
+            # losses (§4.1)
+            reconst_losses=["mse", "mse", "mse"],  # mse | mae | weighted_kpoint_loss | cross_entropy
+            alphas=[0.2, 0.5, 0.5],
+            beta=1e-4,
+            beta0=1e-4,
+            beta_warmup_steps=0,  # epochs
+            w_easy_kpts=1.0,
+            # optimiser and per-epoch schedules (§4.2)
+            optimizer="adam",  # adam | adamw | sgd
+            momentum=0.0,
+            nesterov=False,
+            lr=1e-4,
+            lr_factor=0.5,
+            lr_decay_steps=[250],  # epochs
+            lr_warmup_steps=0,  # epochs
+            num_epochs=350,
+            steps_per_epoch=3750,  # original: len(train loader) = 60000 / 16 for mmnist
+        )
+        hparams["batch_size"] = 16
+        hparams["max_steps"] = 350 * 3750
+        return hparams
+
+    def __init__(self, hparams_dict=None, hparams=None, name=None, **kwargs):
+        super().__init__(hparams_dict=hparams_dict, hparams=hparams, name=name or "mspred", **kwargs)
+        hp = self.hparams
+        if len(hp.periods) != NUM_LEVELS:
+            raise ValueError(f"periods must have {NUM_LEVELS} entries, got {hp.periods}")
+        if hp.dim != hp.num_filters * 8:
+            raise ValueError(f"dim ({hp.dim}) must be num_filters*8 ({hp.num_filters * 8}): level sizes follow nf")
+        if hp.autoreg_mode not in ("LAST_PRED_FEATS", "LAST_PRED_FRAME"):
+            raise ValueError(f"autoreg_mode must be LAST_PRED_FEATS or LAST_PRED_FRAME, got {hp.autoreg_mode!r}")
+        if hp.latent_mode not in ("sample", "mean"):
+            raise ValueError(f"latent_mode must be 'sample' or 'mean', got {hp.latent_mode!r}")
+        self.latent_mode = hp.latent_mode
+        num_layers = hp.num_layers if len(hp.num_layers) == NUM_LEVELS else list(hp.num_layers[:1]) * NUM_LEVELS
+        bs = hp.batch_norm_batch_stats
+        if hp.enc_dec_type == "dcgan":
+            self.encoder = DCGANEncoder(hp.dim, hp.num_filters, batch_stats=bs, name="encoder")
+            self.decoder = DCGANDecoder(hp.num_channels, hp.num_filters, batch_stats=bs, name="decoder")
+            self.level_scales = [4, 8, 16]
+        elif hp.enc_dec_type == "vgg":
+            self.encoder = VGGEncoder(hp.dim, hp.extra_deep, batch_stats=bs, name="encoder")
+            self.decoder = VGGDecoder(hp.num_channels, hp.extra_deep, batch_stats=bs, name="decoder")
+            self.level_scales = [2, 4, 8]
+        else:
+            raise ValueError(f"enc_dec_type must be 'dcgan' or 'vgg', got {hp.enc_dec_type!r}")
+        self.level_channels = [hp.num_filters * 2 ** (n + 1) for n in range(NUM_LEVELS)]
+        self.predictors = [ConvLSTMPredictor(self.level_channels[n], hp.hidden_dim, num_layers[n],
+                                             name=f"predictor_{n}") for n in range(NUM_LEVELS)]
+        if hp.stochastic_latents:
+            self.posteriors = [GaussianConvLSTM(hp.latent_dim, hp.posterior_hidden_dim, hp.posterior_num_layers,
+                                                name=f"posterior_{n}") for n in range(NUM_LEVELS)]
+            self.priors = [GaussianConvLSTM(hp.latent_dim, hp.prior_hidden_dim, hp.prior_num_layers,
+                                            name=f"prior_{n}") for n in range(NUM_LEVELS)]
+        if hp.aux_outputs:
+            if len(hp.heatmap_channels) != NUM_LEVELS - 1:
+                raise ValueError(f"heatmap_channels needs {NUM_LEVELS - 1} entries, got {hp.heatmap_channels}")
+            self.heads = [DeconvHead(hp.heatmap_channels[h - 1], hp.num_filters, h + 1, batch_stats=bs,
+                                     name=f"decoder_head_{h}") for h in range(1, NUM_LEVELS)]
+
+    # -- static schedule (§3.4-§3.7) ------------------------------------------------------------
+
+    def level_target_frames(self, sequence_length=None):
+        length = sequence_length or self.hparams.sequence_length
+        return level_target_frames(self.context_frames, self.hparams.num_preds, self.hparams.periods, length)
+
+    def torch_layers(self):
+        """Original state_dict prefix -> Keras layer, for the checkpoint converter."""
+        names = {}
+        names.update(self.encoder.torch_layers("encoder"))
+        names.update(self.decoder.torch_layers("decoder"))
+        for n in range(NUM_LEVELS):
+            names.update(self.predictors[n].torch_layers(f"predictor.{n}"))
+            if self.hparams.stochastic_latents:
+                names.update(self.posteriors[n].torch_layers(f"posterior.{n}"))
+                names.update(self.priors[n].torch_layers(f"prior.{n}"))
+        if self.hparams.aux_outputs:
+            for i, head in enumerate(self.heads):
+                names.update(head.torch_layers(f"decoder_heads.{i}"))
+        return names
+
+    # -- forward ---------------------------------------------------------------------------------
+
+    def _encode_levels(self, frame, training):
+        h4, (h1, h2, h3) = self.encoder(frame, training=training)
+        return [h2, h3, h4], [h1, h2, h3, h4]  # level inputs, residual feats (§3.2)
+
+    def _latent(self, mu, logvar, training):
+        if self.latent_mode == "mean" and not training:
+            return mu
+        return mu + tf.exp(0.5 * logvar) * tf.random.normal(tf.shape(mu))
+
+    def call(self, inputs, training=False):
+        hp = self.hparams
+        images = inputs["images"]
+        length = images.shape[1]
+        batch_size = tf.shape(images)[0]
+        height, width = images.shape[2], images.shape[3]
+        context, num_preds, periods = self.context_frames, hp.num_preds, hp.periods
+        double_gating = hp.prior_double_gating
+        sizes = [(height // s, width // s) for s in self.level_scales]
+
+        pred_states = [m.zero_state(batch_size, *sizes[n]) for n, m in enumerate(self.predictors)]
+        if hp.stochastic_latents:
+            post_states = [m.zero_state(batch_size, *sizes[n]) for n, m in enumerate(self.posteriors)]
+            prior_states = [m.zero_state(batch_size, *sizes[n]) for n, m in enumerate(self.priors)]
+            prior_cache = [None] * NUM_LEVELS
+            post_ticks = [0] * NUM_LEVELS
+            latents = [None] * NUM_LEVELS
+            stats = {k: [[] for _ in range(NUM_LEVELS)] for k in ("mu_post", "logvar_post", "mu_prior", "logvar_prior")}
+        pred_feats = [None] * NUM_LEVELS
+        head_outputs = [[] for _ in range(NUM_LEVELS - 1)]
+        gen_images = []
+        level_inputs = residuals = None
+
+        for t in range(length - 1):
+            if hp.stochastic_latents:
+                target_inputs, _ = self._encode_levels(images[:, t + 1], training)
+            if t < context:
+                level_inputs, residuals = self._encode_levels(images[:, t], training)
+            elif hp.autoreg_mode == "LAST_PRED_FEATS":
+                level_inputs = pred_feats
+            else:  # LAST_PRED_FRAME: re-encode the last predicted frame
+                level_inputs, _ = self._encode_levels(gen_images[-1], training)
+
+            # latents, top-down (§3.5)
+            if hp.stochastic_latents:
+                for h in reversed(range(NUM_LEVELS)):
+                    if t % periods[h]:
+                        continue  # the posterior does not tick; neither is the prior called
+                    post_in, prior_in = target_inputs[h], level_inputs[h]
+                    if hp.ancestral_sampling and h < NUM_LEVELS - 1:
+                        upper = [upsample_nearest(latents[u], 2 ** (i + 1))
+                                 for i, u in enumerate(range(h + 1, NUM_LEVELS))]
+                        post_in = tf.concat([post_in] + upper, axis=-1)
+                        prior_in = tf.concat([prior_in] + upper, axis=-1)
+                    mu_post, logvar_post, post_states[h] = self.posteriors[h](post_in, post_states[h])
+                    z_post = self._latent(mu_post, logvar_post, training)
+                    prior_ticks = post_ticks[h] % periods[h] == 0 if double_gating else True
+                    post_ticks[h] += 1
+                    if prior_ticks:
+                        mu_prior, logvar_prior, prior_states[h] = self.priors[h](prior_in, prior_states[h])
+                        prior_cache[h] = (self._latent(mu_prior, logvar_prior, training), mu_prior, logvar_prior)
+                    z_prior, mu_prior, logvar_prior = prior_cache[h]
+                    latents[h] = z_post if (t < context - 1 or training) else z_prior
+                    if t >= context - 1:
+                        stats["mu_post"][h].append(mu_post)
+                        stats["logvar_post"][h].append(logvar_post)
+                        stats["mu_prior"][h].append(mu_prior)
+                        stats["logvar_prior"][h].append(logvar_prior)
+
+            # level predictors (§3.4): tick every p_h steps, else keep their last output
+            for h in range(NUM_LEVELS):
+                if t % periods[h]:
+                    continue
+                x = level_inputs[h]
+                if hp.stochastic_latents:
+                    x = tf.concat([x, latents[h]], axis=-1)
+                pred_feats[h], pred_states[h] = self.predictors[h](x, pred_states[h])
+
+            # decoder (§3.3) with residuals of the last context frame
+            if hp.last_context_residuals:
+                dec_feats = [p + r for p, r in zip(pred_feats, residuals[1:])]
+            else:
+                dec_feats = list(pred_feats)
+            frame, activations = self.decoder(dec_feats[2], [residuals[0], dec_feats[0], dec_feats[1]],
+                                              training=training)
+            gen_images.append(frame)
+
+            # heads (§3.6): called from t = C-1, tick every p_h calls, N outputs each
+            if hp.aux_outputs and t >= context - 1:
+                head_inputs = [activations[1], activations[0]]  # level 1 reads d2, level 2 reads d1
+                for h in range(1, NUM_LEVELS):
+                    if (t - (context - 1)) % periods[h] == 0 and len(head_outputs[h - 1]) < num_preds:
+                        head_outputs[h - 1].append(self.heads[h - 1](head_inputs[h - 1], training=training))
+
+        gen_images = tf.stack(gen_images, axis=1)
+        outputs = {"gen_images": gen_images,
+                   "gen_level0": gen_images[:, context - 1: context - 1 + num_preds]}
+        if hp.aux_outputs:
+            for h in range(1, NUM_LEVELS):
+                if head_outputs[h - 1]:
+                    outputs[f"gen_heatmaps_level{h}"] = tf.stack(head_outputs[h - 1], axis=1)
+        if hp.stochastic_latents:
+            for key, per_level in stats.items():
+                for h in range(NUM_LEVELS):
+                    kept = per_level[h][:len(self.level_target_frames(length)[h])]
+                    if kept:
+                        outputs[f"{key}_level{h}"] = tf.stack(kept, axis=1)
+        return outputs
+
+    # -- losses (§4.1) ---------------------------------------------------------------------------
+
+    def loss_names(self):
+        return ["loss", "recon_loss_level0", "recon_loss_level1", "recon_loss_level2", "kl_loss"]
+
+    def kl_weight(self):
+        table = epoch_beta_table(self.hparams.beta0, self.hparams.beta, self.hparams.beta_warmup_steps,
+                                 self.hparams.num_epochs)
+        return EpochTableSchedule(table, self.hparams.steps_per_epoch)(self.global_step)
+
+    def level_targets(self, batch, level, length):
+        """Ground truth of ``level`` at the frames its outputs predict, or None if the batch lacks it."""
+        frames = [f for f in self.level_target_frames(length)[level] if f < length]
+        source = batch["images"] if level == 0 else batch.get(f"heatmaps_level{level}")
+        if source is None or not frames:
+            return None
+        return tf.gather(source, frames, axis=1)
+
+    def generator_losses(self, batch, outputs):
+        hp = self.hparams
+        length = batch["images"].shape[1]
+        losses = {}
+        for level in range(NUM_LEVELS):
+            key = "gen_level0" if level == 0 else f"gen_heatmaps_level{level}"
+            target = self.level_targets(batch, level, length)
+            if key not in outputs or target is None:
+                losses[f"recon_loss_level{level}"] = tf.constant(0.0)
+                continue
+            preds = outputs[key][:, : target.shape[1]]
+            loss = reconstruction_loss(hp.reconst_losses[level], preds, target, batch)
+            losses[f"recon_loss_level{level}"] = hp.alphas[level] * loss
+        kl = tf.constant(0.0)
+        if hp.stochastic_latents:
+            for level in range(NUM_LEVELS):
+                if f"mu_post_level{level}" in outputs:
+                    kl += gaussian_kl_sum(outputs[f"mu_post_level{level}"], outputs[f"logvar_post_level{level}"],
+                                          outputs[f"mu_prior_level{level}"], outputs[f"logvar_prior_level{level}"])
+        losses["kl_loss"] = self.kl_weight() * kl
+        return losses
+
+    # -- optimiser (§4.2) --------------------------------------------------------------------------
+
+    def learning_rate_schedule(self):
+        hp = self.hparams
+        table = epoch_lr_table(hp.lr, hp.num_epochs, hp.lr_warmup_steps, hp.lr_decay_steps, hp.lr_factor)
+        return EpochTableSchedule(table, hp.steps_per_epoch)
+
+    def make_optimizer(self):
+        hp = self.hparams
+        lr = self.learning_rate_schedule()
+        if hp.optimizer == "adam":  # torch defaults: betas (0.9, 0.999), eps 1e-8, no weight decay
+            return keras.optimizers.Adam(learning_rate=lr, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+        if hp.optimizer == "adamw":  # torch AdamW default weight decay 0.01
+            return keras.optimizers.AdamW(learning_rate=lr, weight_decay=0.01, epsilon=1e-8)
+        return keras.optimizers.SGD(learning_rate=lr, momentum=hp.momentum, nesterov=hp.nesterov,
+                                    weight_decay=5e-4)
+
+    def train_step(self, batch):
+        with tf.GradientTape() as tape:
+            outputs = self(batch, training=True)
+            losses = self.generator_losses(batch, outputs)
+            loss = tf.add_n(list(losses.values()))
+            scaled_loss = loss / num_replicas()  # per-replica means reduced by hand (DESIGN.md)
+        variables = self.trainable_variables
+        gradients = tape.gradient(scaled_loss, variables)
+        self.optimizer.apply(gradients, variables)
+        self.global_step.assign_add(1)
+        return self.report(dict(losses, loss=loss))
+
+
+def gaussian_kl_sum(mu_post, logvar_post, mu_prior, logvar_prior):
+    """KL(post || prior) summed over time, channels and space, divided by the batch size (KLLoss)."""
+    kl = (0.5 * (logvar_prior - logvar_post)
+          + (tf.exp(logvar_post) + tf.square(mu_post - mu_prior)) / (2.0 * tf.exp(logvar_prior)) - 0.5)
+    return tf.reduce_sum(kl) / tf.cast(tf.shape(kl)[0], kl.dtype)
+
+
+def reconstruction_loss(kind, preds, targets, batch):
+    """The original's per-level losses with its reductions (§4.1)."""
+    if kind == "mse":
+        return tf.reduce_mean(tf.square(preds - targets))
+    if kind == "mae":
+        return tf.reduce_mean(tf.abs(preds - targets))
+    if kind == "cross_entropy":
+        # sigmoid head outputs used as logits, no class weights (both as the original)
+        labels = tf.argmax(targets, axis=-1)
+        per_pixel = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=preds)
+        return tf.reduce_mean(per_pixel)  # equal-size frames: mean of per-frame means
+    if kind == "weighted_kpoint_loss":
+        # a channel counts if its target is non-zero or the whole frame target is empty
+        weights = batch.get("heatmap_weights")  # [B, K] per-class channel weights, 1 if absent
+        channel_mse = tf.reduce_mean(tf.square(preds - targets), axis=[2, 3])  # [B, N, K]
+        channel_present = tf.reduce_any(tf.not_equal(targets, 0.0), axis=[2, 3])
+        frame_empty = tf.logical_not(tf.reduce_any(channel_present, axis=-1, keepdims=True))
+        counts = tf.cast(tf.logical_or(channel_present, frame_empty), preds.dtype)
+        if weights is None:
+            weights = tf.ones_like(channel_mse[:, 0])
+        weighted = counts * channel_mse * tf.cast(weights, preds.dtype)[:, None, :]
+        return tf.reduce_sum(weighted) / tf.maximum(tf.reduce_sum(counts), 1.0)
+    raise ValueError(f"unknown reconstruction loss {kind!r}; valid: mse, mae, cross_entropy, weighted_kpoint_loss")
