@@ -87,6 +87,8 @@ def test_variant_trains_and_generates(variant, tmp_path):
     samples = model.generate(batch, num_samples=2, horizon=6).numpy()
     assert samples.shape == (2, 2, 6, 32, 32, 1)
     assert np.all((samples >= 0) & (samples <= 1.0 + 1e-5))
+    longer = model.generate({"images": batch["images"][:1]}, num_samples=3, horizon=9)  # other shapes
+    assert longer.shape == (1, 3, 9, 32, 32, 1)
     spread = np.abs(samples[:, 0] - samples[:, 1]).max()
     if model.stochastic:
         assert spread > 1e-6

@@ -871,7 +871,7 @@ class SAVPVideoPredictionModel(VideoPredictionModel):
     def call(self, batch, training=False):
         return self._forward(batch, training=training)
 
-    @tf.function
+    @tf.function(reduce_retracing=True)  # the while-loop unroll accepts any horizon and batch
     def _generate_fn(self, inputs):
         # Prior path only: the posterior pass is not needed to sample.
         return self._forward(inputs, training=False, posterior_path=False)["gen_images"]
