@@ -13,7 +13,7 @@ RUN=logs/quickstart/savp_vae
 RESULTS=results/quickstart
 HPARAMS=hparams/moving_mnist/quickstart/model_hparams.json
 DATASET_HPARAMS=$(python -c "import json;print(','.join(f'{k}={v}' for k,v in json.load(open('hparams/moving_mnist/quickstart/dataset_hparams.json')).items()))")
-STEPS=${QUICKSTART_STEPS:-1500}
+STEPS=${QUICKSTART_STEPS:-500}
 start=$(date +%s)
 
 bash data/download_and_preprocess_dataset.sh moving_mnist --output_dir "$DATA" \
@@ -21,7 +21,7 @@ bash data/download_and_preprocess_dataset.sh moving_mnist --output_dir "$DATA" \
 
 python scripts/train.py --dataset moving_mnist --input_dir "$DATA" --dataset_hparams "$DATASET_HPARAMS" \
   --model savp --model_hparams_dict "$HPARAMS" --output_dir "$RUN" \
-  --max_steps "$STEPS" --summary_freq 100 --image_summary_freq 500 --save_freq 500 --seed 7
+  --max_steps "$STEPS" --summary_freq 50 --image_summary_freq 250 --save_freq 250 --seed 7
 
 python scripts/generate.py --checkpoint "$RUN" --results_dir "$RESULTS/gifs" --num_samples 8 \
   --num_stochastic_samples 3
