@@ -51,6 +51,17 @@ class MSPredBatchNorm(keras.layers.BatchNormalization):
         return super().call(inputs, training=training)
 
 
+def register(owner, name, layers):
+    """Set each layer of ``layers`` as attribute ``<name>_<i>`` of ``owner`` and return the list.
+
+    tf.train.Checkpoint follows a Keras layer's attributes but not layers held only
+    in Python lists, so every sublayer must also be an attribute.
+    """
+    for i, layer in enumerate(layers):
+        setattr(owner, f"{name}_{i}", layer)
+    return list(layers)
+
+
 def leaky_relu(x):
     return tf.nn.leaky_relu(x, alpha=0.2)  # Keras' default slope is 0.3; the original's is 0.2
 
@@ -79,8 +90,8 @@ class DCGANEncoder(keras.layers.Layer):
     def __init__(self, dim=512, num_filters=64, batch_stats=True, **kwargs):
         super().__init__(**kwargs)
         nf = num_filters
-        self.blocks = [ConvBlock(nf * m, "dcgan", batch_stats=batch_stats, name=f"c{i + 1}")
-                       for i, m in enumerate((1, 2, 4))]
+        self.blocks = register(self, "block", [ConvBlock(nf * m, "dcgan", batch_stats=batch_stats,
+                                                         name=f"c{i + 1}") for i, m in enumerate((1, 2, 4))])
         self.c4 = ConvBlock(dim, "dcgan", activation=tf.tanh, batch_stats=batch_stats, name="c4")
 
     def call(self, x, training=None):
@@ -104,8 +115,8 @@ class DCGANDecoder(keras.layers.Layer):
     def __init__(self, num_channels, num_filters=64, batch_stats=True, **kwargs):
         super().__init__(**kwargs)
         nf = num_filters
-        self.blocks = [ConvBlock(nf * m, "dcgan", transpose=True, batch_stats=batch_stats, name=f"upc{i + 1}")
-                       for i, m in enumerate((4, 2, 1))]
+        self.blocks = register(self, "block", [ConvBlock(nf * m, "dcgan", transpose=True, batch_stats=batch_stats,
+                                                         name=f"upc{i + 1}") for i, m in enumerate((4, 2, 1))])
         self.out = deconv2d(num_channels, 4, 2, name="upc4")
 
     def call(self, vec, skips, training=None):
@@ -127,8 +138,9 @@ class DCGANDecoder(keras.layers.Layer):
         return names
 
 
-def _vgg_stack(widths, batch_stats, name):
-    return [ConvBlock(w, "vgg", batch_stats=batch_stats, name=f"{name}_{i}") for i, w in enumerate(widths)]
+def _vgg_stack(owner, widths, batch_stats, name):
+    return register(owner, name, [ConvBlock(w, "vgg", batch_stats=batch_stats, name=f"{name}_{i}")
+                                  for i, w in enumerate(widths)])
 
 
 class VGGEncoder(keras.layers.Layer):
@@ -137,7 +149,7 @@ class VGGEncoder(keras.layers.Layer):
     def __init__(self, dim=512, extra_deep=False, batch_stats=True, **kwargs):
         super().__init__(**kwargs)
         depths = (3, 4, 5) if extra_deep else (2, 2, 3)
-        self.stages = [_vgg_stack([w] * n, batch_stats, f"c{i + 1}")
+        self.stages = [_vgg_stack(self, [w] * n, batch_stats, f"c{i + 1}")
                        for i, (w, n) in enumerate(zip((64, 128, 256), depths))]
         self.out_conv = conv2d(dim, 3, name="out_conv")
 
@@ -174,9 +186,9 @@ class VGGDecoder(keras.layers.Layer):
         super().__init__(**kwargs)
         extra = (3, 2, 1) if extra_deep else (1, 0, 0)
         self.in_conv = conv2d(256, 3, name="in_conv")
-        self.upc1 = _vgg_stack([256] * (1 + extra[0]) + [128], batch_stats, "upc1")
-        self.upc2 = _vgg_stack([128] * (1 + extra[1]) + [64], batch_stats, "upc2")
-        self.upc3 = _vgg_stack([64] * (1 + extra[2]), batch_stats, "upc3")
+        self.upc1 = _vgg_stack(self, [256] * (1 + extra[0]) + [128], batch_stats, "upc1")
+        self.upc2 = _vgg_stack(self, [128] * (1 + extra[1]) + [64], batch_stats, "upc2")
+        self.upc3 = _vgg_stack(self, [64] * (1 + extra[2]), batch_stats, "upc3")
         self.out = deconv2d(num_channels, 3, 1, name="upc3_out")
 
     def call(self, vec, skips, training=None):
@@ -224,7 +236,7 @@ class ConvLSTMStack(keras.layers.Layer):
         super().__init__(**kwargs)
         self.hidden_dim = hidden_dim
         self.input_conv = conv2d(hidden_dim, 3, name="input_conv")
-        self.cells = [ConvLSTMCell(hidden_dim, name=f"cell_{i}") for i in range(num_layers)]
+        self.cells = register(self, "cell", [ConvLSTMCell(hidden_dim, name=f"cell_{i}") for i in range(num_layers)])
 
     def zero_state(self, batch_size, height, width):
         zeros = tf.zeros([batch_size, height, width, self.hidden_dim])
@@ -286,8 +298,9 @@ class DeconvHead(keras.layers.Layer):
 
     def __init__(self, out_channels, num_filters=64, num_layers=2, batch_stats=True, **kwargs):
         super().__init__(**kwargs)
-        self.blocks = [ConvBlock(num_filters, "dcgan", activation=tf.nn.relu, transpose=True,
-                                 batch_stats=batch_stats, name=f"upc_{i}") for i in range(num_layers)]
+        self.blocks = register(self, "block", [ConvBlock(num_filters, "dcgan", activation=tf.nn.relu, transpose=True,
+                                                         batch_stats=batch_stats, name=f"upc_{i}")
+                                               for i in range(num_layers)])
         self.out = conv2d(out_channels, 1, name="out")
 
     def call(self, x, training=None):

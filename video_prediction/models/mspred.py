@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from video_prediction.layers.mspred_layers import (
     DCGANDecoder, DCGANEncoder, ConvLSTMPredictor, DeconvHead, GaussianConvLSTM, VGGDecoder, VGGEncoder,
-    upsample_nearest,
+    register, upsample_nearest,
 )
 from video_prediction.models.base import VideoPredictionModel, num_replicas
 
@@ -146,6 +146,8 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
         hp = self.hparams
         if len(hp.periods) != NUM_LEVELS:
             raise ValueError(f"periods must have {NUM_LEVELS} entries, got {hp.periods}")
+        if hp.enc_dec_type == "vgg" and (hp.num_filters, hp.dim) != (64, 512):
+            raise ValueError("the VGG encoder has hard-coded widths: num_filters must be 64 and dim 512")
         if hp.dim != hp.num_filters * 8:
             raise ValueError(f"dim ({hp.dim}) must be num_filters*8 ({hp.num_filters * 8}): level sizes follow nf")
         if hp.autoreg_mode not in ("LAST_PRED_FEATS", "LAST_PRED_FRAME"):
@@ -166,18 +168,19 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
         else:
             raise ValueError(f"enc_dec_type must be 'dcgan' or 'vgg', got {hp.enc_dec_type!r}")
         self.level_channels = [hp.num_filters * 2 ** (n + 1) for n in range(NUM_LEVELS)]
-        self.predictors = [ConvLSTMPredictor(self.level_channels[n], hp.hidden_dim, num_layers[n],
-                                             name=f"predictor_{n}") for n in range(NUM_LEVELS)]
+        self.predictors = register(self, "predictor", [ConvLSTMPredictor(self.level_channels[n], hp.hidden_dim, num_layers[n],
+                                             name=f"predictor_{n}") for n in range(NUM_LEVELS)])
         if hp.stochastic_latents:
-            self.posteriors = [GaussianConvLSTM(hp.latent_dim, hp.posterior_hidden_dim, hp.posterior_num_layers,
-                                                name=f"posterior_{n}") for n in range(NUM_LEVELS)]
-            self.priors = [GaussianConvLSTM(hp.latent_dim, hp.prior_hidden_dim, hp.prior_num_layers,
-                                            name=f"prior_{n}") for n in range(NUM_LEVELS)]
+            self.posteriors = register(self, "posterior", [GaussianConvLSTM(hp.latent_dim, hp.posterior_hidden_dim, hp.posterior_num_layers,
+                                                name=f"posterior_{n}") for n in range(NUM_LEVELS)])
+            self.priors = register(self, "prior", [GaussianConvLSTM(hp.latent_dim, hp.prior_hidden_dim, hp.prior_num_layers,
+                                            name=f"prior_{n}") for n in range(NUM_LEVELS)])
         if hp.aux_outputs:
             if len(hp.heatmap_channels) != NUM_LEVELS - 1:
                 raise ValueError(f"heatmap_channels needs {NUM_LEVELS - 1} entries, got {hp.heatmap_channels}")
-            self.heads = [DeconvHead(hp.heatmap_channels[h - 1], hp.num_filters, h + 1, batch_stats=bs,
-                                     name=f"decoder_head_{h}") for h in range(1, NUM_LEVELS)]
+            self.heads = register(self, "head", [DeconvHead(hp.heatmap_channels[h - 1], hp.num_filters, h + 1,
+                                                            batch_stats=bs, name=f"decoder_head_{h}")
+                                                 for h in range(1, NUM_LEVELS)])
 
     # -- static schedule (§3.4-§3.7) ------------------------------------------------------------
 

@@ -20,8 +20,20 @@ import json
 import os
 import sys
 import types
+import zlib
 
 import numpy as np
+
+
+def numpy_weight(name, shape, seed):
+    """Deterministic parameter: N(1, 0.02) for BatchNorm weights (1-D ``.weight``), N(0, 0.02) otherwise.
+
+    Seeded by (seed, crc32(name)) so it does not depend on the order of the state dict.
+    Biases are random too (the original zeroes them) so that their mapping is checked.
+    """
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    mean = 1.0 if (name.endswith(".weight") and len(shape) == 1) else 0.0
+    return rng.normal(mean, 0.02, size=shape).astype(np.float32)
 
 
 def main():
@@ -32,7 +44,9 @@ def main():
     parser.add_argument("--overrides", default="{}", help="JSON dict merged into the config sections")
     parser.add_argument("--batch_size", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--weights_npz", action="store_true")
+    parser.add_argument("--numpy_weights", action="store_true",
+                        help="weights from numpy_weight(name, shape, seed) instead of torch's init, so that a "
+                             "test can rebuild them without torch and only inputs/outputs need storing")
     args = parser.parse_args()
 
     sys.modules.setdefault("git", types.ModuleType("git"))  # lib.logger imports gitpython; unused here
@@ -62,6 +76,10 @@ def main():
     model = models.SpatioTempHierarch(model_params=model_params, linear=False,
                                       stochastic=model_params["HierarchLSTM"]["stochastic"])
     model.apply(models.init_weights)
+    if args.numpy_weights:
+        with torch.no_grad():
+            for name, tensor in model.state_dict().items():
+                tensor.copy_(torch.from_numpy(numpy_weight(name, tuple(tensor.shape), args.seed)))
     num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     # latents = their means: the reparameterisation returns mu
     models.GaussianConvLSTM.reparameterize = lambda self, mu, logvar: mu
@@ -71,9 +89,9 @@ def main():
     length = context + num_preds * max(model_params["HierarchLSTM"]["periods"])
     rng = np.random.default_rng(args.seed)
     # smooth random videos (blurred noise) so the decoders see structured input
-    frames = rng.uniform(size=(args.batch_size, length, params["dataset"]["num_channels"]) + img_size)
-    frames = 0.5 * frames + 0.5 * np.roll(frames, 1, axis=-1)
-    frames = frames.astype(np.float32)
+    # random 8-bit frames (compress well when stored), lightly blurred along x
+    frames = rng.integers(0, 256, size=(args.batch_size, length, params["dataset"]["num_channels"]) + img_size)
+    frames = ((frames + np.roll(frames, 1, axis=-1)) // 2).astype(np.float32) / 255.0
     with torch.no_grad():
         out = model(torch.from_numpy(frames), context=context, num_preds=num_preds)
     os.makedirs(args.output_dir, exist_ok=True)
@@ -81,12 +99,10 @@ def main():
     for h, preds in out["preds"].items():
         arrays[f"level{h}"] = preds.numpy().transpose(0, 1, 3, 4, 2)  # channels-last
         arrays[f"mask{h}"] = out["target_masks"][h].numpy()
+    arrays["images"] = np.round(arrays["images"] * 255).astype(np.uint8)  # exact: frames are k/255
     np.savez_compressed(os.path.join(args.output_dir, "reference.npz"), **arrays)
     torch.save({"epoch": 0, "model_state_dict": model.state_dict(), "optimizer_state_dict": {},
                 "scheduler_state_dict": ""}, os.path.join(args.output_dir, "checkpoint.pth"))
-    if args.weights_npz:
-        np.savez_compressed(os.path.join(args.output_dir, "weights.npz"),
-                            **{k: v.numpy() for k, v in model.state_dict().items()})
     params["_general"] = {"config": config_path}
     with open(os.path.join(args.output_dir, "experiment_params.json"), "w") as f:
         json.dump(params, f, indent=2)

@@ -1,0 +1,138 @@
+"""MSPred: schedule, schedules of lr/beta, losses, checkpoint conversion and parity with the original."""
+
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from torch_pth_writer import save_pth
+from video_prediction.models import get_model_class
+from video_prediction.models.mspred import (
+    epoch_beta_table, epoch_lr_table, gaussian_kl_sum, level_target_frames, reconstruction_loss,
+)
+from video_prediction.models.mspred_checkpoint import ConversionError, convert_checkpoint
+from video_prediction.training import load_model
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "mspred")
+_spec = importlib.util.spec_from_file_location("make_reference", os.path.join(DATA, "make_reference.py"))
+make_reference = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(make_reference)
+
+TINY = dict(context_frames=3, sequence_length=11, num_preds=2, periods=[1, 2, 4], num_filters=4, dim=32,
+            hidden_dim=8, num_layers=[1, 1, 1], latent_dim=2, prior_hidden_dim=4, posterior_hidden_dim=4,
+            num_channels=1, steps_per_epoch=2, num_epochs=3, batch_size=2)
+
+
+def tiny_batch(length=11, size=16, channels=1, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"images": tf.constant(rng.uniform(size=(2, length, size, size, channels)), tf.float32),
+            "heatmaps_level1": tf.constant(rng.uniform(size=(2, length, size, size, 1)), tf.float32),
+            "heatmaps_level2": tf.constant(rng.uniform(size=(2, length, size, size, 1)), tf.float32)}
+
+
+def test_target_frames_of_the_shipped_configs():
+    # spec §3.7
+    assert level_target_frames(17, 5, [1, 4, 8], 57) == [
+        [17, 18, 19, 20, 21], [20, 24, 28, 32, 36], [24, 32, 40, 48, 56]]
+    assert level_target_frames(9, 5, [1, 4, 8], 49) == [
+        [9, 10, 11, 12, 13], [12, 16, 20, 24, 28], [16, 24, 32, 40, 48]]
+    assert level_target_frames(9, 5, [1, 2, 4], 29) == [
+        [9, 10, 11, 12, 13], [10, 12, 14, 16, 18], [12, 16, 20, 24, 28]]
+
+
+def test_epoch_schedules_follow_the_original():
+    lr = epoch_lr_table(1e-4, 300, 0, [250], 0.5)
+    assert lr[0] == lr[250] == 1e-4 and lr[251] == 5e-5  # decayed by the step after epoch 250
+    warm = epoch_lr_table(1e-3, 20, 10, [50], 0.1)
+    assert warm[0] == 1e-3 and warm[1] == 1e-6 and warm[6] == pytest.approx(5e-4)
+    assert epoch_beta_table(1e-4, 1e-4, 0, 5) == [1e-4] * 6
+    beta = epoch_beta_table(1e-5, 1e-4, 23, 30)
+    assert beta[0] == 1e-5 and beta[2] == pytest.approx(1e-5) and beta[24] == pytest.approx(1e-4)
+    assert beta[30] == pytest.approx(1e-4)
+
+
+def test_forward_outputs_and_train_step():
+    model = get_model_class("mspred")(hparams_dict=TINY)
+    batch = tiny_batch()
+    outputs = model(batch, training=True)
+    assert outputs["gen_images"].shape == (2, 10, 16, 16, 1)
+    assert outputs["gen_level0"].shape == (2, 2, 16, 16, 1)
+    assert outputs["gen_heatmaps_level1"].shape == (2, 2, 16, 16, 1)
+    assert outputs["mu_post_level2"].shape == (2, 2, 1, 1, 2)
+    model.make_optimizers()
+    logs = model.train_step(batch)
+    assert np.isfinite(float(logs["loss"])) and float(logs["kl_loss"]) >= 0
+    model.latent_mode = "mean"
+    a = model(batch, training=False)["gen_images"].numpy()
+    b = model(batch, training=False)["gen_images"].numpy()
+    np.testing.assert_allclose(a, b)  # deterministic with latents at their means
+
+
+def test_prior_double_gating_flag_changes_eval_predictions():
+    batch = tiny_batch(seed=1)
+    outs = []
+    for gating in (True, False):
+        model = get_model_class("mspred")(hparams_dict=dict(TINY, prior_double_gating=gating, latent_mode="mean"))
+        tf.keras.utils.set_random_seed(3)
+        model.build_from_batch(batch)
+        outs.append(model(batch)["gen_heatmaps_level2"].numpy())
+    assert np.abs(outs[0] - outs[1]).max() > 0
+
+
+def test_losses_reductions():
+    zeros = tf.zeros([2, 3, 4, 4, 2])
+    ones = tf.ones([2, 3, 4, 4, 2])
+    assert float(gaussian_kl_sum(zeros, zeros, zeros, zeros)) == 0.0
+    # KL of N(1,1) vs N(0,1) is 0.5 per element, summed over all but batch
+    assert float(gaussian_kl_sum(ones, zeros, zeros, zeros)) == pytest.approx(0.5 * 3 * 4 * 4 * 2)
+    target = np.zeros([1, 1, 4, 4, 2], np.float32)
+    target[0, 0, 1, 1, 0] = 1.0  # channel 1 empty -> skipped by the keypoint loss
+    preds = np.full_like(target, 0.5)
+    loss = reconstruction_loss("weighted_kpoint_loss", tf.constant(preds), tf.constant(target), {})
+    expected = np.mean((preds[..., 0] - target[..., 0]) ** 2)
+    assert float(loss) == pytest.approx(expected)
+    onehot = tf.one_hot(tf.zeros([1, 1, 2, 2], tf.int32), 3)
+    ce = reconstruction_loss("cross_entropy", onehot, onehot, {})
+    assert float(ce) == pytest.approx(-np.log(np.e / (np.e + 2)), rel=1e-5)
+
+
+def _write_original_checkpoint(name, path):
+    shapes = json.load(open(os.path.join(DATA, name, "parameters.json")))
+    state = {k: make_reference.numpy_weight(k, tuple(s), 7) for k, s in shapes.items()}
+    save_pth({"epoch": 0, "model_state_dict": state, "optimizer_state_dict": {}, "scheduler_state_dict": ""}, path)
+    return state
+
+
+@pytest.mark.parametrize("name", ["tiny_mmnist", "tiny_kth"])
+def test_parity_with_the_original(tmp_path, name):
+    _write_original_checkpoint(name, tmp_path / "checkpoint.pth")
+    run_dir = str(tmp_path / "run")
+    convert_checkpoint(tmp_path / "checkpoint.pth", os.path.join(DATA, name, "experiment_params.json"), run_dir)
+    ref = np.load(os.path.join(DATA, name, "reference.npz"))
+    images = ref["images"].astype(np.float32) / 255.0
+    model, options, _ = load_model(run_dir, model_hparams="latent_mode=mean",
+                                   example_batch={"images": tf.zeros((1,) + images.shape[1:])})
+    outputs = model({"images": tf.constant(images)}, training=False)
+    for level, key in enumerate(["gen_level0", "gen_heatmaps_level1", "gen_heatmaps_level2"]):
+        np.testing.assert_array_equal(np.nonzero(ref[f"mask{level}"])[0], model.level_target_frames()[level])
+        np.testing.assert_allclose(outputs[key].numpy(), ref[f"level{level}"], atol=1e-4, rtol=0)
+
+
+def test_converter_names_unmapped_and_misshaped_parameters(tmp_path):
+    state = _write_original_checkpoint("tiny_mmnist", tmp_path / "ok.pth")
+    params = os.path.join(DATA, "tiny_mmnist", "experiment_params.json")
+    extra = dict(state, **{"predictor.0.extra.weight": np.zeros(3, np.float32)})
+    save_pth({"model_state_dict": extra}, tmp_path / "extra.pth")
+    with pytest.raises(ConversionError, match="predictor.0.extra.weight"):
+        convert_checkpoint(tmp_path / "extra.pth", params, str(tmp_path / "a"))
+    bad = dict(state, **{"decoder.upc4.0.weight": np.zeros((1, 2, 3, 3), np.float32)})
+    save_pth({"model_state_dict": bad}, tmp_path / "bad.pth")
+    with pytest.raises(ConversionError, match="decoder.upc4.0.weight"):
+        convert_checkpoint(tmp_path / "bad.pth", params, str(tmp_path / "b"))
+    missing = {k: v for k, v in state.items() if k != "prior.1.mu_var_net.bias"}
+    save_pth({"model_state_dict": missing}, tmp_path / "missing.pth")
+    with pytest.raises(ConversionError, match="prior.1.mu_var_net.bias"):
+        convert_checkpoint(tmp_path / "missing.pth", params, str(tmp_path / "c"))
