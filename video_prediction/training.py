@@ -352,6 +352,8 @@ def train(input_dir, dataset_name, model_name, output_dir, dataset_hparams_dict=
         raise RunError("--model is required (or a --checkpoint whose options.json names it)")
     if not input_dir:
         raise RunError("--input_dir is required")
+    get_model_class(model_name)  # an unknown name fails before any data is read
+    get_dataset_class(dataset_name)
 
     train_dataset = build_dataset(dataset_name, input_dir, "train", dataset_hparams_dict, dataset_hparams, seed=seed)
     val_dataset = None

@@ -155,7 +155,9 @@ def sample_trajectories(num_videos, num_frames, num_digits=2, canvas_size=64, rn
         position = position + velocity
         over = position > limit
         under = position < 0
-        position = np.where(over, limit, np.where(under, -position, position))
+        # MSPred's rule; the final clamp only matters on canvases narrower than 28 + 2 * 5 px,
+        # where a mirrored position could overshoot the far edge.
+        position = np.minimum(np.where(over, limit, np.where(under, -position, position)), limit)
         velocity = np.where(over | under, -velocity, velocity)
         positions[:, t] = position
     return positions
