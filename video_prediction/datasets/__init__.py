@@ -5,6 +5,7 @@ import importlib
 # name -> "module:Class", imported on first use.
 _DATASETS = {
     "moving_mnist": "video_prediction.datasets.moving_mnist:MovingMNISTVideoDataset",
+    "mspred_moving_mnist": "video_prediction.datasets.mspred_moving_mnist:MSPredMovingMNISTVideoDataset",
 }
 
 
