@@ -144,6 +144,22 @@ def first_batch(dataset, batch_size):
     return next(iter(dataset.make_dataset(batch_size).take(1)))
 
 
+def check_checkpoint_covers(checkpoint, model):
+    """Raise naming every weight of ``model`` that ``checkpoint`` would not save.
+
+    With Keras 3, ``tf.train.Checkpoint`` does not follow layers or weights kept
+    only in Python lists or dicts, and says nothing: such weights would be
+    silently lost on save and left at their initial values on restore.
+    """
+    tracked = {id(obj) for obj in tf.train.TrackableView(checkpoint).descendants()}
+    missing = [w.path for w in model.weights if id(w) not in tracked]
+    if missing:
+        raise RuntimeError(
+            f"{len(missing)} weights of {model.name} are not tracked by the checkpoint (keep sub-layers and "
+            f"weights as named attributes, not only in lists/dicts): {', '.join(missing[:10])}"
+        )
+
+
 def _restore(checkpoint, prefix, what, partial):
     try:
         status = checkpoint.restore(prefix)
@@ -179,7 +195,9 @@ def load_model(checkpoint, model_name=None, model_hparams=None, example_batch=No
             shape = [1, model.sequence_length] + list(options["image_shape"])
             example_batch = {"images": tf.zeros(shape, tf.float32)}
         model.build_from_batch(example_batch)
-        _restore(tf.train.Checkpoint(model=model), prefix, f"model {model_name!r}", partial=True)
+        checkpoint = tf.train.Checkpoint(model=model)
+        check_checkpoint_covers(checkpoint, model)
+        _restore(checkpoint, prefix, f"model {model_name!r}", partial=True)
     return model, options, saved_dataset_hparams
 
 
@@ -389,6 +407,7 @@ def train(input_dir, dataset_name, model_name, output_dir, dataset_hparams_dict=
         model.make_optimizers(jit_compile=jit_compile)
         model.build_optimizers()
         ckpt = tf.train.Checkpoint(model=model, **model.optimizers_by_name())
+    check_checkpoint_covers(ckpt, model)
     manager = tf.train.CheckpointManager(ckpt, output_dir, max_to_keep=keep_checkpoints)
     if resume_prefix is not None:
         _restore(ckpt, resume_prefix, f"model {model_name!r} of {output_dir!r}", partial=False)
