@@ -1,6 +1,6 @@
 """Dataset registry: ``get_dataset_class(name)``."""
 
-import importlib
+from video_prediction.registry import available, lookup
 
 # name -> "module:Class", imported on first use.
 _DATASETS = {
@@ -10,12 +10,9 @@ _DATASETS = {
 
 
 def available_datasets():
-    return sorted(_DATASETS)
+    return available(_DATASETS)
 
 
 def get_dataset_class(name):
     """The dataset class registered as ``name``; ``ValueError`` listing valid names otherwise."""
-    if name not in _DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; valid datasets: {', '.join(available_datasets())}")
-    module_name, class_name = _DATASETS[name].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return lookup(_DATASETS, name, "dataset")

@@ -6,7 +6,7 @@ Per-frame metrics compare ``targets`` and ``predictions`` (float32 videos
 Set-level metrics (FVD) live in their own modules and are not in this registry.
 """
 
-import importlib
+from video_prediction.registry import lookup
 
 # name -> "module:attribute" of a per-frame metric object, imported on first use.
 _PER_FRAME_METRICS = {
@@ -23,7 +23,4 @@ def available_metrics():
 
 def get_metric(name, **kwargs):
     """An instance of the per-frame metric ``name``; ``ValueError`` listing valid names otherwise."""
-    if name not in _PER_FRAME_METRICS:
-        raise ValueError(f"unknown metric {name!r}; valid per-frame metrics: {', '.join(sorted(_PER_FRAME_METRICS))}")
-    module_name, attr = _PER_FRAME_METRICS[name].split(":")
-    return getattr(importlib.import_module(module_name), attr)(**kwargs)
+    return lookup(_PER_FRAME_METRICS, name, "per-frame metric")(**kwargs)

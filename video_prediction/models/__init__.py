@@ -1,6 +1,6 @@
 """Model registry: ``get_model_class(name)``."""
 
-import importlib
+from video_prediction.registry import available, lookup
 
 # name -> "module:Class"; modules are imported on first use so that a missing
 # optional piece of one family never breaks the others.
@@ -13,12 +13,9 @@ _MODELS = {
 
 
 def available_models():
-    return sorted(_MODELS)
+    return available(_MODELS)
 
 
 def get_model_class(name):
     """The model class registered as ``name``; ``ValueError`` listing valid names otherwise."""
-    if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(available_models())}")
-    module_name, class_name = _MODELS[name].split(":")
-    return getattr(importlib.import_module(module_name), class_name)
+    return lookup(_MODELS, name, "model")
