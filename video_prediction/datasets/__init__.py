@@ -6,6 +6,7 @@ from video_prediction.registry import available, lookup
 _DATASETS = {
     "moving_mnist": "video_prediction.datasets.moving_mnist:MovingMNISTVideoDataset",
     "mspred_moving_mnist": "video_prediction.datasets.mspred_moving_mnist:MSPredMovingMNISTVideoDataset",
+    "kth_mspred": "video_prediction.datasets.kth_keypoints:KTHKeypointsVideoDataset",
 }
 
 
