@@ -6,7 +6,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 if [ -x "$root/.venv/bin/python" ]; then PYTHON="$root/.venv/bin/python"; else PYTHON=python3; fi
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
-datasets="moving_mnist"
+datasets="moving_mnist kth_mspred"
 if [ $# -lt 1 ]; then
   echo "usage: $0 DATASET [options]; datasets: $datasets" >&2
   exit 2
@@ -16,6 +16,9 @@ shift
 case "$dataset" in
   moving_mnist)
     exec "$PYTHON" "$here/preprocess_moving_mnist.py" "$@"
+    ;;
+  kth_mspred)
+    exec "$PYTHON" "$here/preprocess_kth_mspred.py" "$@"
     ;;
   *)
     echo "error: unknown dataset '$dataset'; valid datasets: $datasets" >&2

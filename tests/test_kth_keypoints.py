@@ -78,3 +78,24 @@ def test_missing_keypoint_files_are_explained(tmp_path):
     with pytest.raises(ValueError, match="MSPred README"):
         KTHKeypointsVideoDataset(str(tmp_path), mode="test", hparams_dict=dict(
             context_frames=3, sequence_length=8, image_size=16))
+
+
+def test_frame_extraction_script_on_an_avi(tmp_path):
+    import subprocess
+    import sys
+
+    import imageio_ffmpeg
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "data"))
+    from preprocess_kth_mspred import extract_frames
+
+    raw = tmp_path / "raw" / "boxing"
+    raw.mkdir(parents=True)
+    # a 1 s, 25 fps 160x120 clip in an .avi container, as KTH's person01_boxing_d1_uncomp.avi
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=160x120:rate=25:duration=1", "-c:v", "mjpeg",
+                    str(raw / "person01_boxing_d1_uncomp.avi")], check=True)
+    assert extract_frames(str(tmp_path), 16) == 1
+    frames = sorted(os.listdir(tmp_path / "processed" / "boxing" / "person01_boxing_d1"))
+    assert len(frames) == 25 and frames[0] == "image-001_16x16.png"
+    assert Image.open(tmp_path / "processed" / "boxing" / "person01_boxing_d1" / frames[0]).size == (16, 16)
