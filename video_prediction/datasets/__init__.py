@@ -7,6 +7,7 @@ _DATASETS = {
     "moving_mnist": "video_prediction.datasets.moving_mnist:MovingMNISTVideoDataset",
     "mspred_moving_mnist": "video_prediction.datasets.mspred_moving_mnist:MSPredMovingMNISTVideoDataset",
     "kth_mspred": "video_prediction.datasets.kth_keypoints:KTHKeypointsVideoDataset",
+    "synpick": "video_prediction.datasets.synpick:SynpickVideoDataset",
 }
 
 
