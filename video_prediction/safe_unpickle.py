@@ -14,7 +14,10 @@ Usage::
 Callers that need a few more globals (e.g. the torch tensor-rebuild
 functions of a legacy ``.pth`` file) pass ``extra_globals``, a mapping from
 ``(module, name)`` to the callable to use instead.  The replacement is
-chosen by the caller, so the real module is never imported.
+chosen by the caller, so the real module is never imported.  A legacy
+(non-zip) torch file additionally needs a ``persistent_load`` for its storage
+ids: subclass :class:`RestrictedUnpickler` and define it (checked on the
+``lpips`` package's v0.1 ``.pth`` heads, tests/data/README.md).
 """
 
 import codecs
