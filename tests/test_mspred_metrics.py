@@ -35,3 +35,44 @@ def test_segmentation_metrics():
     np.testing.assert_allclose(per_class[0, 0, :2], [2 / 3, 1 / 2])
     assert np.isnan(per_class[0, 0, 2]) and np.isnan(mean).all()  # class 2 absent: the original's NaN
     np.testing.assert_allclose(iou(pred, target, ignore_absent=True)[0], [[(2 / 3 + 1 / 2) / 2]])
+
+
+def test_best_of_samples_and_nan_masked_aggregation():
+    from video_prediction.metrics.mspred_metrics import aggregate, select_best
+
+    values = np.array([[[1.0, np.nan], [0.5, 0.7]], [[np.nan, np.nan], [2.0, 3.0]]])  # [B=2, S=2, F=2]
+    best = select_best(values, lower_is_better=True)
+    np.testing.assert_allclose(best[0], [1.0, np.nan])  # nansum 1.0 < 1.2
+    np.testing.assert_allclose(best[1], [np.nan, np.nan])  # nansum 0 < 5
+    stats = aggregate(np.array([[1.0, np.nan], [3.0, 4.0]]))
+    assert stats["mean"] == 8 / 3 and stats["framewise"] == [2.0, 4.0]
+
+
+def test_evaluate_levels_writes_per_level_results(tmp_path):
+    import json
+
+    import tensorflow as tf
+
+    from video_prediction.metrics.mspred_metrics import evaluate_levels, write_level_results
+    from video_prediction.models import get_model_class
+
+    model = get_model_class("mspred")(hparams_dict=dict(
+        context_frames=3, sequence_length=11, num_preds=2, periods=[1, 2, 4], num_filters=4, dim=32, hidden_dim=8,
+        num_layers=[1, 1, 1], latent_dim=2, prior_hidden_dim=4, posterior_hidden_dim=4, num_channels=3))
+    rng = np.random.default_rng(0)
+
+    class Data:
+        sequence_length = 11
+
+        def make_dataset(self, batch_size, drop_remainder=False):
+            batch = {"images": rng.uniform(size=(2, 11, 16, 16, 3)).astype(np.float32),
+                     "heatmaps_level1": rng.uniform(size=(2, 11, 16, 16, 1)).astype(np.float32),
+                     "heatmaps_level2": rng.uniform(size=(2, 11, 16, 16, 1)).astype(np.float32)}
+            return [{k: tf.constant(v) for k, v in batch.items()}]
+
+    results = evaluate_levels(model, Data(), "blobs", num_stochastic_samples=2, batch_size=2)
+    assert results[0]["psnr"].shape == (2, 2) and set(results[1]) == {"mse", "mae"}
+    write_level_results(results, str(tmp_path), model.level_target_frames())
+    level2 = json.load(open(tmp_path / "metrics_level2.json"))
+    assert level2["target_frames"] == [6, 10] and len(level2["framewise_mse"]) == 2
+    assert (tmp_path / "results_ssim_valid_level_0.png").exists() and (tmp_path / "metrics_level1.csv").exists()
