@@ -136,3 +136,22 @@ def test_converter_names_unmapped_and_misshaped_parameters(tmp_path):
     save_pth({"model_state_dict": missing}, tmp_path / "missing.pth")
     with pytest.raises(ConversionError, match="prior.1.mu_var_net.bias"):
         convert_checkpoint(tmp_path / "missing.pth", params, str(tmp_path / "c"))
+
+
+@pytest.mark.parametrize("dataset,config", [("moving_mnist", "mmnist"), ("kth", "kth"), ("synpick", "synpick")])
+def test_published_hparams_match_the_converter_reading_of_the_original_configs(dataset, config):
+    root = os.path.join(os.path.dirname(__file__), "..", "hparams", dataset, "mspred")
+    model_hparams = json.load(open(os.path.join(root, "model_hparams.json")))
+    dataset_hparams = json.load(open(os.path.join(root, "dataset_hparams.json")))
+    model_class = get_model_class("mspred")
+    from video_prediction.hparams import resolve_hparams
+
+    resolved = resolve_hparams(model_class.default_hparams(), dict(model_hparams, **dataset_hparams)).values()
+    periods, num_preds = resolved["periods"], resolved["num_preds"]
+    assert dataset_hparams["sequence_length"] == dataset_hparams["context_frames"] + num_preds * max(periods)
+    expected = {"mmnist": dict(enc_dec_type="dcgan", latent_dim=10, alphas=[0.2, 0.5, 0.5], lr=1e-4, beta=1e-4),
+                "kth": dict(enc_dec_type="vgg", latent_dim=24, alphas=[0.5, 0.7, 0.1], lr=3e-4, beta=5e-7),
+                "synpick": dict(enc_dec_type="vgg", latent_dim=32, alphas=[1.0, 2.0, 0.3], lr=1e-4, beta=1e-4,
+                                extra_deep=True, beta0=1e-5, beta_warmup_steps=23)}[config]
+    for key, value in expected.items():
+        assert resolved[key] == value, key
