@@ -155,3 +155,16 @@ def test_published_hparams_match_the_converter_reading_of_the_original_configs(d
                                 extra_deep=True, beta0=1e-5, beta_warmup_steps=23)}[config]
     for key, value in expected.items():
         assert resolved[key] == value, key
+
+
+def test_per_level_gifs_and_arrays(tmp_path):
+    from video_prediction.mspred_generation import write_level_outputs
+
+    model = get_model_class("mspred")(hparams_dict=dict(TINY, latent_mode="mean"))
+    batch = tiny_batch()
+    write_level_outputs(model, batch, str(tmp_path), num_samples=2, save_arrays=True)
+    names = sorted(os.listdir(tmp_path))
+    assert "level0_00000_01.gif" in names and "level2_00001_00.gif" in names
+    arrays = np.load(tmp_path / "levels_00001.npz")
+    assert arrays["level1"].shape == (2, 2, 16, 16, 1)
+    assert list(arrays["target_frames_level2"]) == [6, 10] and arrays["targets_level2"].shape == (2, 16, 16, 1)

@@ -1,0 +1,94 @@
+"""Per-level outputs of MSPred as GIFs and arrays (the original's 04_generate_figs, in our forms).
+
+For every video and sample: ``level0_<v>_<s>.gif`` (context | ground truth | prediction, the
+foundation's side-by-side layout), and for levels 1 and 2 ``level<h>_<v>_<s>.gif`` with one
+GIF frame per prediction: the true frame at the target time beside the predicted and the
+true map (heatmaps summed over channels in a colour map, segmentations as a class palette).
+With ``save_arrays`` ``levels_<v>.npz`` holds every level's predictions ``[S, N, H, W, K]``,
+the targets and the target frame numbers.
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from video_prediction import visualization
+
+_PALETTE = (np.array([[(i * 67) % 256, (i * 151) % 256, (i * 211) % 256] for i in range(64)]) / 255.0)
+_PALETTE[0] = 0.0  # background black
+
+
+def colorize(maps, segmentation=False):
+    """``[N, H, W, K]`` maps -> RGB ``[N, H, W, 3]`` in [0, 1]."""
+    maps = np.asarray(maps, np.float32)
+    if segmentation:
+        return _PALETTE[np.argmax(maps, -1) % len(_PALETTE)]
+    intensity = np.clip(maps.sum(-1), 0.0, 1.0)
+    # a simple hot colour map: black -> red -> yellow -> white
+    return np.stack([np.clip(3 * intensity, 0, 1), np.clip(3 * intensity - 1, 0, 1),
+                     np.clip(3 * intensity - 2, 0, 1)], axis=-1)
+
+
+def _rgb(frames):
+    frames = np.asarray(frames, np.float32)
+    return np.repeat(frames, 3, axis=-1) if frames.shape[-1] == 1 else frames
+
+
+def level_panels(frames, preds, targets, segmentation=False):
+    """GIF frames ``[N, H, 3W(+gaps), 3]``: true frame | predicted map | true map."""
+    gap = np.ones(frames.shape[:2] + (1, 3), np.float32)
+    parts = [_rgb(frames), gap, colorize(preds, segmentation)]
+    if targets is not None:
+        parts += [gap, colorize(targets, segmentation)]
+    return np.concatenate(parts, axis=2)
+
+
+def write_level_outputs(model, batch, results_dir, first_index=0, num_samples=1, fps=4, save_arrays=False,
+                        segmentation_levels=()):
+    """Run ``model`` ``num_samples`` times on ``batch`` and write every level's GIFs (and arrays)."""
+    os.makedirs(results_dir, exist_ok=True)
+    images = np.asarray(batch["images"])
+    length, context = images.shape[1], model.context_frames
+    frames_of_level = model.level_target_frames(length)
+    outputs = [model(batch, training=False) for _ in range(num_samples)]
+    keys = ["gen_level0", "gen_heatmaps_level1", "gen_heatmaps_level2"]
+    for i in range(images.shape[0]):
+        arrays = {}
+        for level, key in enumerate(keys):
+            if key not in outputs[0]:
+                continue
+            preds = np.stack([o[key].numpy()[i] for o in outputs])  # [S, N, H, W, K]
+            target_frames = [f for f in frames_of_level[level] if f < length]
+            arrays[f"level{level}"] = preds
+            arrays[f"target_frames_level{level}"] = np.asarray(frames_of_level[level])
+            source = images if level == 0 else batch.get(f"heatmaps_level{level}")
+            targets = None if source is None else np.asarray(source)[i, target_frames]
+            if targets is not None:
+                arrays[f"targets_level{level}"] = targets
+            for s in range(num_samples):
+                name = os.path.join(results_dir, f"level{level}_{first_index + i:05d}_{s:02d}.gif")
+                if level == 0:
+                    gif = visualization.side_by_side(images[i, :context], targets, preds[s])
+                else:
+                    count = min(len(target_frames), preds.shape[1])
+                    gif = level_panels(images[i, target_frames[:count]], preds[s, :count],
+                                       None if targets is None else targets[:count],
+                                       segmentation=level in segmentation_levels)
+                visualization.save_gif(name, gif, fps=fps)
+        if save_arrays:
+            np.savez_compressed(os.path.join(results_dir, f"levels_{first_index + i:05d}.npz"), **arrays)
+    return images.shape[0]
+
+
+def write_level_outputs_for_dataset(model, dataset, results_dir, num_videos=8, num_samples=1, batch_size=8,
+                                    fps=4, save_arrays=False, segmentation_levels=()):
+    written = 0
+    for batch in dataset.make_dataset(batch_size, drop_remainder=False):
+        keep = min(int(batch["images"].shape[0]), num_videos - written)
+        if keep <= 0:
+            break
+        batch = {k: tf.convert_to_tensor(v)[:keep] for k, v in batch.items()}
+        written += write_level_outputs(model, batch, results_dir, written, num_samples, fps, save_arrays,
+                                       segmentation_levels)
+    return written
