@@ -48,6 +48,18 @@ def main(argv):
     )
     print(evaluation.format_table({FLAGS.model or output_dir: results}))
     print(f"wrote metrics.json, metrics.csv and plots to {output_dir}")
+    if hasattr(model, "level_target_frames"):  # multi-level models (MSPred): metrics per level too
+        import os
+
+        from video_prediction.metrics import mspred_metrics
+
+        level_results = mspred_metrics.evaluate_levels(
+            model, dataset, getattr(dataset, "level_structure", "blobs"),
+            num_stochastic_samples=FLAGS.num_stochastic_samples, batch_size=FLAGS.batch_size,
+            num_videos=FLAGS.num_samples)
+        mspred_metrics.write_level_results(level_results, os.path.join(output_dir, "levels"),
+                                           model.level_target_frames(dataset.sequence_length))
+        print(f"wrote per-level metrics to {os.path.join(output_dir, 'levels')}")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ flags.DEFINE_integer("gif_length", None, "frames per GIF (default: all)")
 flags.DEFINE_integer("fps", 4, "GIF frame rate")
 flags.DEFINE_bool("save_arrays", False, "also write the predictions as .npz arrays")
 flags.DEFINE_integer("seed", 7, "seed for sampling")
+flags.DEFINE_enum("latent_mode", None, ["mean", "sample"],
+                  "latents at inference: their means or samples (models with a latent_mode, e.g. mspred)")
 
 
 def main(argv):
@@ -41,18 +43,41 @@ def main(argv):
         if not FLAGS.checkpoint:
             raise training.RunError("--video needs --checkpoint")
         model, options, _ = training.load_model(FLAGS.checkpoint, FLAGS.model, FLAGS.model_hparams)
+        _set_latent_mode(model)
         video = generation.fit_video_to_shape(generation.load_video(FLAGS.video), options["image_shape"])
         output_dir = os.path.join(FLAGS.results_dir, os.path.basename(os.path.normpath(FLAGS.checkpoint)))
         generation.generate_from_video(model, video, output_dir, FLAGS.num_stochastic_samples, FLAGS.horizon,
                                        FLAGS.fps, FLAGS.save_arrays)
+        if hasattr(model, "level_target_frames"):  # multi-level models (MSPred): per-level GIFs too
+            from video_prediction import mspred_generation
+
+            mspred_generation.write_video_level_outputs(model, video, os.path.join(output_dir, "levels"),
+                                                        FLAGS.num_stochastic_samples, FLAGS.horizon, FLAGS.fps,
+                                                        FLAGS.save_arrays)
         print(f"wrote predictions of {FLAGS.video} to {output_dir}")
         return
     model, dataset, output_dir = training.model_and_dataset_from_flags(FLAGS, seed=FLAGS.seed)
+    _set_latent_mode(model)
     count = generation.generate_from_dataset(
         model, dataset, output_dir, num_videos=FLAGS.num_samples, num_stochastic_samples=FLAGS.num_stochastic_samples,
         batch_size=FLAGS.batch_size, gif_length=FLAGS.gif_length, fps=FLAGS.fps, save_arrays=FLAGS.save_arrays,
     )
+    if hasattr(model, "level_target_frames"):  # multi-level models (MSPred): per-level GIFs too
+        from video_prediction import mspred_generation
+
+        mspred_generation.write_level_outputs_for_dataset(
+            model, dataset, os.path.join(output_dir, "levels"), num_videos=FLAGS.num_samples or 8,
+            num_samples=FLAGS.num_stochastic_samples, batch_size=FLAGS.batch_size, fps=FLAGS.fps,
+            save_arrays=FLAGS.save_arrays, segmentation_levels=getattr(dataset, "segmentation_levels", ()))
     print(f"wrote {count} videos to {output_dir}")
+
+
+def _set_latent_mode(model):
+    if FLAGS.latent_mode is None:
+        return
+    if not hasattr(model, "latent_mode"):
+        raise ValueError(f"--latent_mode: model {model.name!r} has no latent_mode to set")
+    model.latent_mode = FLAGS.latent_mode
 
 
 if __name__ == "__main__":

@@ -92,3 +92,13 @@ def write_level_outputs_for_dataset(model, dataset, results_dir, num_videos=8, n
         written += write_level_outputs(model, batch, results_dir, written, num_samples, fps, save_arrays,
                                        segmentation_levels)
     return written
+
+
+def write_video_level_outputs(model, video, results_dir, num_samples=1, horizon=None, fps=4, save_arrays=False):
+    """Per-level GIFs for one video ``[T, H, W, C]``: its context, zeros after (no targets shown)."""
+    context = model.context_frames
+    length = context + (horizon or (model.sequence_length - context))
+    images = np.zeros((1, length) + video.shape[1:], np.float32)
+    images[0, :context] = video[:context]
+    return write_level_outputs(model, {"images": tf.constant(images)}, results_dir, 0, num_samples, fps,
+                               save_arrays)

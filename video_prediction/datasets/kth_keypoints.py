@@ -48,6 +48,7 @@ class KTHKeypointsVideoDataset:
     """KTH videos with keypoint heatmap targets for MSPred."""
 
     heatmap_channels = (9, 1)
+    level_structure = "keypoints"
 
     def __init__(self, input_dir, mode="train", num_epochs=None, seed=None, hparams_dict=None, hparams=None):
         if mode not in ("train", "val", "test"):

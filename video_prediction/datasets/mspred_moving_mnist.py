@@ -20,6 +20,7 @@ class MSPredMovingMNISTVideoDataset(MovingMNISTVideoDataset):
     """Moving MNIST batches with ``heatmaps_level1`` / ``heatmaps_level2`` targets."""
 
     heatmap_channels = (1, 1)
+    level_structure = "blobs"  # metrics of levels 1/2 (video_prediction.metrics.mspred_metrics)
 
     @classmethod
     def default_hparams(cls):

@@ -84,6 +84,8 @@ class SynpickVideoDataset:
     """SynpickVP sequences for MSPred."""
 
     heatmap_channels = (NUM_CLASSES + 1, 1)
+    level_structure = "segmentation"
+    segmentation_levels = (1,)
 
     def __init__(self, input_dir, mode="train", num_epochs=None, seed=None, hparams_dict=None, hparams=None):
         if mode not in ("train", "val", "test"):
