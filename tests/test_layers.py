@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import keras
 import tensorflow as tf
 
 from video_prediction.layers.conv_rnn import BasicConv2DLSTMCell, BasicLSTMCell, Conv2DGRUCell
@@ -212,10 +213,11 @@ def test_spectral_norm_power_iteration_and_u_update():
 
 
 def test_spectral_norm_conv3d_shape_and_sigma_one():
+    keras.utils.set_random_seed(0)  # convergence speed depends on the singular-value gap of the draw
     conv = SNConv(8, 4, strides=(1, 2, 2), rank=3, padding=1)
     y = conv(rand(2, 10, 16, 16, 3))
     assert y.shape == (2, 9, 8, 8, 8)
-    for _ in range(30):  # power iteration converges to the largest singular value
+    for _ in range(200):  # power iteration converges to the largest singular value
         kernel = conv.normalized_kernel(training=True)
     top = np.linalg.svd(tf.reshape(kernel, [-1, 8]).numpy(), compute_uv=False)[0]
     assert top == pytest.approx(1.0, rel=1e-2)
