@@ -8,24 +8,22 @@ import sys
 
 from absl import flags
 
-from video_prediction.cli import run_main
+from video_prediction.cli import apply_latent_mode, define_inference_flags, run_main
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("checkpoint", None, "run directory or checkpoint prefix (not needed for ground_truth/repeat)")
-flags.DEFINE_string("input_dir", None, "directory with the dataset's TFRecords (default: the one used in training)")
+define_inference_flags(num_stochastic_samples=100)
 flags.DEFINE_string("results_dir", "results", "results go to <results_dir>/<checkpoint or model name>")
 flags.DEFINE_string("output_dir", None, "exact output directory (overrides --results_dir)")
-flags.DEFINE_enum("mode", "test", ["train", "val", "test"], "dataset split")
-flags.DEFINE_string("dataset", None, "dataset name (default: from the checkpoint)")
-flags.DEFINE_string("dataset_hparams", None, "dataset hparam overrides, e.g. sequence_length=30")
-flags.DEFINE_string("model", None, "model name (default: from the checkpoint)")
-flags.DEFINE_string("model_hparams", None, "model hparam overrides")
-flags.DEFINE_integer("batch_size", 8, "videos per batch")
-flags.DEFINE_integer("num_samples", None, "number of videos (default: all)")
-flags.DEFINE_integer("num_stochastic_samples", 100, "samples per video (1 for deterministic models)")
 flags.DEFINE_integer("samples_per_pass", None, "samples generated at once (memory bound)")
-flags.DEFINE_string("metrics", "psnr,ssim", "comma-separated metrics: " + "mse, psnr, ssim, lpips")
-flags.DEFINE_integer("seed", 7, "seed for sampling")
+flags.DEFINE_string("metrics", "psnr,ssim", "comma-separated metrics: mse, psnr, ssim, lpips, fvd")
+flags.DEFINE_enum("lpips_net", "alex", ["alex", "vgg"], "LPIPS backbone (v0.1 linear heads)")
+flags.DEFINE_bool("lpips_normalize_inputs", True,
+                  "scale [0,1] frames to [-1,1] before LPIPS as intended; false reproduces MSPred's unnormalized "
+                  "inputs (specs/mspred.md §5.2)")
+flags.DEFINE_string("fvd_selection_metric", None,
+                    "per-frame metric whose best/worst sample per video also gets an FVD "
+                    "(default: the first per-frame metric requested)")
+flags.DEFINE_integer("fvd_batch_size", 8, "videos per I3D pass")
 
 
 def main(argv):
@@ -35,18 +33,28 @@ def main(argv):
 
     keras.utils.set_random_seed(FLAGS.seed)
     metric_names = evaluation.parse_metric_names(FLAGS.metrics)
+    fvd = _make_fvd(metric_names)  # before the model: a missing weight file fails fast
     model, dataset, output_dir = training.model_and_dataset_from_flags(FLAGS, seed=FLAGS.seed)
+    apply_latent_mode(model, FLAGS.latent_mode)
+    lpips_kwargs = dict(net=FLAGS.lpips_net, normalize_inputs=FLAGS.lpips_normalize_inputs)
     accumulator = evaluation.evaluate(
         model, dataset, metric_names, num_stochastic_samples=FLAGS.num_stochastic_samples,
         batch_size=FLAGS.batch_size, num_videos=FLAGS.num_samples, samples_per_pass=FLAGS.samples_per_pass,
+        metric_kwargs={"lpips": lpips_kwargs}, fvd=fvd,
     )
     num_samples = FLAGS.num_stochastic_samples if model.stochastic else 1
+    set_metrics = {"fvd": fvd.results()} if fvd is not None else None
+    label = FLAGS.model or model.name
     results = evaluation.write_results(
         accumulator, output_dir, model.context_frames, training_length=model.sequence_length,
-        extra=dict(model=FLAGS.model or model.name, checkpoint=FLAGS.checkpoint, mode=FLAGS.mode,
-                   num_stochastic_samples=num_samples),
+        extra=dict(model=label, checkpoint=FLAGS.checkpoint, mode=FLAGS.mode, num_stochastic_samples=num_samples,
+                   lpips_net=FLAGS.lpips_net if "lpips" in metric_names else None),
+        set_metrics=set_metrics,
     )
-    print(evaluation.format_table({FLAGS.model or output_dir: results}))
+    if results:
+        print(evaluation.format_table({label: results}))
+    if set_metrics:
+        print(evaluation.format_set_table({label: set_metrics}))
     print(f"wrote metrics.json, metrics.csv and plots to {output_dir}")
     if hasattr(model, "level_target_frames"):  # multi-level models (MSPred): metrics per level too
         import os
@@ -61,6 +69,16 @@ def main(argv):
                                            model.level_target_frames(dataset.sequence_length))
         print(f"wrote per-level metrics to {os.path.join(output_dir, 'levels')}")
 
+
+def _make_fvd(metric_names):
+    if "fvd" not in metric_names:
+        return None
+    from video_prediction.evaluation import SET_METRICS
+    from video_prediction.metrics.fvd import SampleSelectionFVD
+
+    frame_metrics = [name for name in metric_names if name not in SET_METRICS]
+    selection = FLAGS.fvd_selection_metric or (frame_metrics[0] if frame_metrics else None)
+    return SampleSelectionFVD(selection_metric=selection, batch_size=FLAGS.fvd_batch_size)
 
 if __name__ == "__main__":
     run_main(main, sys.argv)

@@ -9,28 +9,16 @@ import sys
 
 from absl import flags
 
-from video_prediction.cli import run_main
+from video_prediction.cli import apply_latent_mode, define_inference_flags, run_main
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("checkpoint", None, "run directory or checkpoint prefix (not needed for ground_truth/repeat)")
-flags.DEFINE_string("input_dir", None, "directory with the dataset's TFRecords (default: the one used in training)")
+define_inference_flags(num_stochastic_samples=5)
 flags.DEFINE_string("video", None, "predict from this GIF/MP4/.npy/folder of PNGs instead of a dataset")
 flags.DEFINE_string("results_dir", "results", "where GIFs and PNGs go (a sub-directory per checkpoint)")
-flags.DEFINE_enum("mode", "test", ["train", "val", "test"], "dataset split")
-flags.DEFINE_string("dataset", None, "dataset name (default: from the checkpoint)")
-flags.DEFINE_string("dataset_hparams", None, "dataset hparam overrides, e.g. sequence_length=30")
-flags.DEFINE_string("model", None, "model name (default: from the checkpoint)")
-flags.DEFINE_string("model_hparams", None, "model hparam overrides")
-flags.DEFINE_integer("batch_size", 8, "videos per batch")
-flags.DEFINE_integer("num_samples", None, "number of videos (default: all)")
-flags.DEFINE_integer("num_stochastic_samples", 5, "samples per video")
 flags.DEFINE_integer("horizon", None, "frames to predict with --video (default: the training length)")
 flags.DEFINE_integer("gif_length", None, "frames per GIF (default: all)")
 flags.DEFINE_integer("fps", 4, "GIF frame rate")
 flags.DEFINE_bool("save_arrays", False, "also write the predictions as .npz arrays")
-flags.DEFINE_integer("seed", 7, "seed for sampling")
-flags.DEFINE_enum("latent_mode", None, ["mean", "sample"],
-                  "latents at inference: their means or samples (models with a latent_mode, e.g. mspred)")
 
 
 def main(argv):
@@ -43,7 +31,7 @@ def main(argv):
         if not FLAGS.checkpoint:
             raise training.RunError("--video needs --checkpoint")
         model, options, _ = training.load_model(FLAGS.checkpoint, FLAGS.model, FLAGS.model_hparams)
-        _set_latent_mode(model)
+        apply_latent_mode(model, FLAGS.latent_mode)
         video = generation.fit_video_to_shape(generation.load_video(FLAGS.video), options["image_shape"])
         output_dir = os.path.join(FLAGS.results_dir, os.path.basename(os.path.normpath(FLAGS.checkpoint)))
         generation.generate_from_video(model, video, output_dir, FLAGS.num_stochastic_samples, FLAGS.horizon,
@@ -57,7 +45,7 @@ def main(argv):
         print(f"wrote predictions of {FLAGS.video} to {output_dir}")
         return
     model, dataset, output_dir = training.model_and_dataset_from_flags(FLAGS, seed=FLAGS.seed)
-    _set_latent_mode(model)
+    apply_latent_mode(model, FLAGS.latent_mode)
     count = generation.generate_from_dataset(
         model, dataset, output_dir, num_videos=FLAGS.num_samples, num_stochastic_samples=FLAGS.num_stochastic_samples,
         batch_size=FLAGS.batch_size, gif_length=FLAGS.gif_length, fps=FLAGS.fps, save_arrays=FLAGS.save_arrays,
@@ -70,14 +58,6 @@ def main(argv):
             num_samples=FLAGS.num_stochastic_samples, batch_size=FLAGS.batch_size, fps=FLAGS.fps,
             save_arrays=FLAGS.save_arrays, segmentation_levels=getattr(dataset, "segmentation_levels", ()))
     print(f"wrote {count} videos to {output_dir}")
-
-
-def _set_latent_mode(model):
-    if FLAGS.latent_mode is None:
-        return
-    if not hasattr(model, "latent_mode"):
-        raise ValueError(f"--latent_mode: model {model.name!r} has no latent_mode to set")
-    model.latent_mode = FLAGS.latent_mode
 
 
 if __name__ == "__main__":

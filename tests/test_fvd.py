@@ -13,7 +13,6 @@ import pytest
 import tensorflow as tf
 
 from video_prediction.metrics import weights_cache
-from video_prediction.metrics.fetch_weights import fetch_weights
 from video_prediction.metrics.fvd import (I3D, NUM_CLASSES, FeatureStatistics, FrechetVideoDistance,
                                           VideoEmbedder, frechet_distance, preprocess_videos)
 
@@ -29,8 +28,7 @@ def reference():
 
 
 @pytest.fixture(scope="module")
-def embedder():
-    fetch_weights(keys=["i3d"], log=lambda message: None)
+def embedder(i3d_weights):
     return VideoEmbedder()
 
 

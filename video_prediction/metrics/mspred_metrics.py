@@ -2,13 +2,14 @@
 
 Level 0 (frames): mse, mae, psnr (piqa: 10 log10(1 / (mse + 1e-8))), ssim (the registry's) or
 ``ssim_valid`` (piqa / the original: Gaussian 11 / 1.5 window, valid filtering = tf.image.ssim),
-and lpips when registered.  Levels 1 / 2 depend on the target structure: centre/blob maps
+and lpips (LPIPS-Alex; the original's unnormalized [0, 1] inputs by default).  Levels 1 / 2 depend on the target structure: centre/blob maps
 (mse, mae), keypoints (mpjpe, pdj@k, pck@k) or segmentation (segmentation_accuracy, iou).
 For each metric and video, the sample whose frame-summed value is best is kept (NaN frames
 ignored in the sum; the original's torch sum would propagate them); results are NaN-masked
 means overall (``mean_<m>``) and per frame position (``framewise_<m>``), as its MetricTracker.
 """
 
+import functools
 import json
 import os
 
@@ -16,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from video_prediction.metrics import pose, segmentation
+from video_prediction.video_batches import first_videos
 
 PDJ_FACTORS = (0.1, 0.2, 0.3, 0.4, 0.5)
 #: metrics of levels 1 and 2 per target structure (the original's METRIC_SETS)
@@ -25,12 +27,24 @@ LEVEL_METRICS = {
                   ("mpjpe",)),  # KTH
     "segmentation": (("segmentation_accuracy", "iou"), ("mpjpe",)),  # SynpickVP
 }
-FRAME_METRICS = ("mse", "mae", "psnr", "ssim_valid")
+FRAME_METRICS = ("mse", "mae", "psnr", "ssim_valid", "lpips")
+#: the original feeds [0, 1] frames to LPIPS-Alex without rescaling to [-1, 1] (specs/mspred.md §5.2)
+ORIGINAL_LPIPS_NORMALIZE_INPUTS = False
 LOWER_IS_BETTER = {"mse", "mae", "mpjpe", "lpips"}
 
 
-def compute(name, preds, targets):
-    """Per (video, frame) values ``[B, F]`` of metric ``name`` on ``[B, F, H, W, K]`` arrays."""
+@functools.lru_cache(maxsize=None)
+def _lpips_metric(normalize_inputs):
+    from video_prediction.metrics.lpips import LPIPSMetric
+
+    return LPIPSMetric(net="alex", normalize_inputs=normalize_inputs)
+
+
+def compute(name, preds, targets, lpips_normalize_inputs=ORIGINAL_LPIPS_NORMALIZE_INPUTS):
+    """Per (video, frame) values ``[B, F]`` of metric ``name`` on ``[B, F, H, W, K]`` arrays.
+
+    ``lpips`` is LPIPS-Alex (v0.1), created once per ``lpips_normalize_inputs`` setting.
+    """
     preds, targets = np.asarray(preds, np.float64), np.asarray(targets, np.float64)
     if name == "mse":
         return np.mean((preds - targets) ** 2, axis=(2, 3, 4))
@@ -53,9 +67,12 @@ def compute(name, preds, targets):
         return segmentation.segmentation_accuracy(preds, targets)[0]
     if name == "iou":
         return segmentation.iou(preds, targets)[0]
-    from video_prediction.metrics import get_metric  # registry metrics (ssim, lpips)
+    if name == "lpips":
+        metric = _lpips_metric(bool(lpips_normalize_inputs))
+    else:
+        from video_prediction.metrics import get_metric  # other registry metrics (ssim)
 
-    metric = get_metric(name)
+        metric = get_metric(name)
     return np.asarray(metric(tf.constant(targets, tf.float32), tf.constant(preds, tf.float32)), np.float64)
 
 
@@ -76,19 +93,16 @@ def aggregate(per_video):
 
 
 def evaluate_levels(model, dataset, structure="blobs", frame_metrics=FRAME_METRICS, num_stochastic_samples=1,
-                    batch_size=8, num_videos=None):
-    """``{level: {metric: [N, F] best-of-S values}}`` of an MSPred model on ``dataset``."""
+                    batch_size=8, num_videos=None, lpips_normalize_inputs=ORIGINAL_LPIPS_NORMALIZE_INPUTS):
+    """``{level: {metric: [N, F] best-of-S values}}`` of an MSPred model on ``dataset``.
+
+    LPIPS follows the original (unnormalized [0, 1] inputs) unless ``lpips_normalize_inputs``.
+    """
     names = [tuple(frame_metrics)] + [tuple(m) for m in LEVEL_METRICS[structure]]
     keys = ["gen_level0", "gen_heatmaps_level1", "gen_heatmaps_level2"]
     results = [{name: [] for name in level} for level in names]
     length = dataset.sequence_length
-    seen = 0
-    for batch in dataset.make_dataset(batch_size, drop_remainder=False):
-        keep = int(batch["images"].shape[0]) if num_videos is None else min(int(batch["images"].shape[0]),
-                                                                               num_videos - seen)
-        if keep <= 0:
-            break
-        batch = {k: v[:keep] for k, v in batch.items()}
+    for batch in first_videos(dataset, batch_size, num_videos, desc="evaluate levels"):
         samples = {level: {name: [] for name in level_names} for level, level_names in enumerate(names)}
         for _ in range(num_stochastic_samples):
             outputs = model(batch, training=False)
@@ -98,15 +112,12 @@ def evaluate_levels(model, dataset, structure="blobs", frame_metrics=FRAME_METRI
                     continue
                 preds = outputs[key].numpy()[:, : targets.shape[1]]
                 for name in names[level]:
-                    samples[level][name].append(compute(name, preds, targets.numpy()))
+                    samples[level][name].append(compute(name, preds, targets.numpy(), lpips_normalize_inputs))
         for level, level_names in enumerate(names):
             for name in level_names:
                 if samples[level][name]:
                     stacked = np.stack(samples[level][name], axis=1)  # [B, S, F]
                     results[level][name].append(select_best(stacked, name in LOWER_IS_BETTER))
-        seen += keep
-        if num_videos is not None and seen >= num_videos:
-            break
     return {level: {name: np.concatenate(v) for name, v in level_results.items() if v}
             for level, level_results in enumerate(results)}
 
