@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Download and preprocess a dataset into TFRecords.
 #   bash data/download_and_preprocess_dataset.sh moving_mnist [--output_dir DIR --num_train N ...]
+#   bash data/download_and_preprocess_dataset.sh bair [--output_dir DIR --base_url URL]
+#   bash data/download_and_preprocess_dataset.sh kth [IMAGE_SIZE] [--output_dir DIR --base_url URL]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 if [ -x "$root/.venv/bin/python" ]; then PYTHON="$root/.venv/bin/python"; else PYTHON=python3; fi
 export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
-datasets="moving_mnist kth_mspred"
+datasets="moving_mnist kth_mspred bair kth"
 if [ $# -lt 1 ]; then
   echo "usage: $0 DATASET [options]; datasets: $datasets" >&2
   exit 2
@@ -19,6 +21,12 @@ case "$dataset" in
     ;;
   kth_mspred)
     exec "$PYTHON" "$here/preprocess_kth_mspred.py" "$@"
+    ;;
+  bair)
+    exec "$PYTHON" "$here/preprocess_bair.py" "$@"
+    ;;
+  kth)
+    exec "$PYTHON" "$here/preprocess_kth.py" "$@"
     ;;
   *)
     echo "error: unknown dataset '$dataset'; valid datasets: $datasets" >&2

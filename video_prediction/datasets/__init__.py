@@ -8,6 +8,14 @@ _DATASETS = {
     "mspred_moving_mnist": "video_prediction.datasets.mspred_moving_mnist:MSPredMovingMNISTVideoDataset",
     "kth_mspred": "video_prediction.datasets.kth_keypoints:KTHKeypointsVideoDataset",
     "synpick": "video_prediction.datasets.synpick:SynpickVideoDataset",
+    # the original SAVP record formats (specs/savp.md §2)
+    "bair": "video_prediction.datasets.bair:SoftmotionVideoDataset",
+    "softmotion": "video_prediction.datasets.bair:SoftmotionVideoDataset",
+    "kth": "video_prediction.datasets.kth:KTHVideoDataset",
+    "google_robot": "video_prediction.datasets.google_robot:GoogleRobotVideoDataset",
+    "sv2p": "video_prediction.datasets.sv2p:SV2PVideoDataset",
+    "ucf101": "video_prediction.datasets.ucf101:UCF101VideoDataset",
+    "cartgripper": "video_prediction.datasets.cartgripper:CartgripperVideoDataset",
 }
 
 
