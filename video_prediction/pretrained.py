@@ -1,0 +1,95 @@
+"""The original SAVP pretrained models: URL table, download, safe extraction and conversion (specs/savp.md §5).
+
+``download_model('bair_action_free', 'ours_savp')`` fetches
+``<BASE_URL>/bair_action_free_ours_savp.tar.gz`` into
+``pretrained_models/bair_action_free/ours_savp/`` (resumable), verifies and
+extracts it into ``.../ours_savp/tf1/`` and deletes the tarball, then converts
+the TF1 checkpoint so that ``.../ours_savp`` itself is a run directory for
+``generate.py`` / ``evaluate.py --checkpoint`` (as in the original README).
+A second call skips the steps already done.  The ``sv2p_*`` / ``sna_*``
+baselines are downloaded and extracted but not converted (no converter yet).
+"""
+
+import os
+
+from video_prediction.download import download_file, extract_archive, verify_archive
+
+BASE_URL = "http://rail.eecs.berkeley.edu/models/savp/pretrained_models"
+
+# DATASET_NAME -> {MODEL_NAME: target}; the archive is <DATASET_NAME>_<target>.tar.gz (download_model.sh).
+_OURS = {
+    "ours_deterministic": "ours_deterministic_l1",  # alias
+    "ours_deterministic_l1": "ours_deterministic_l1",
+    "ours_deterministic_l2": "ours_deterministic_l2",
+    "ours_gan": "ours_gan",
+    "ours_savp": "ours_savp",
+    "ours_vae": "ours_vae_l1",  # alias
+    "ours_vae_l1": "ours_vae_l1",
+}
+PRETRAINED_MODELS = {
+    "bair_action_free": dict(_OURS, ours_vae_l2="ours_vae_l2", sv2p_time_invariant="sv2p_time_invariant"),
+    "kth": dict(_OURS, sv2p_time_invariant="sv2p_time_invariant", sv2p_time_variant="sv2p_time_variant"),
+    "bair": dict(_OURS, ours_vae_l2="ours_vae_l2", sna_l1="sna_l1", sna_l2="sna_l2",
+                 sv2p_time_variant="sv2p_time_variant"),
+}
+#: Subdirectory of a model directory that holds the original (TF1) files.
+ORIGINAL_SUBDIR = "tf1"
+
+
+def archive_name(dataset, model):
+    """``<dataset>_<target>.tar.gz``; ValueError listing the valid names for an unknown dataset or model."""
+    if dataset not in PRETRAINED_MODELS:
+        raise ValueError(f"unknown dataset {dataset!r}; valid datasets: {', '.join(PRETRAINED_MODELS)}")
+    models = PRETRAINED_MODELS[dataset]
+    if model not in models:
+        raise ValueError(f"unknown model {model!r} for dataset {dataset!r}; valid models: {', '.join(sorted(models))}")
+    return f"{dataset}_{models[model]}.tar.gz"
+
+
+def is_convertible(model):
+    """Whether this port converts the model (the SAVP variants; not the sv2p/sna baselines)."""
+    return model.startswith("ours_")
+
+
+def convert_command(original_dir, output_dir):
+    return (f"python pretrained_models/convert_savp_checkpoint.py --checkpoint {original_dir} "
+            f"--output_dir {output_dir}")
+
+
+def download_model(dataset, model, output_root="pretrained_models", base_url=BASE_URL, convert=True,
+                   progress=True):
+    """Download, extract and (for SAVP variants) convert a pretrained model; returns its directory."""
+    fname = archive_name(dataset, model)
+    model_dir = os.path.join(output_root, dataset, model)
+    original_dir = os.path.join(model_dir, ORIGINAL_SUBDIR)
+    # TensorFlow is imported only here, so that a wrong name fails at once.
+    from video_prediction.models.savp_checkpoint import convert_checkpoint, find_original_checkpoint
+    from video_prediction.training import latest_checkpoint
+
+    try:
+        find_original_checkpoint(original_dir)
+        print(f"{original_dir} already holds the original checkpoint")
+    except FileNotFoundError:
+        archive = download_file(f"{base_url.rstrip('/')}/{fname}", os.path.join(model_dir, fname),
+                                progress=progress)
+        verify_archive(archive)
+        extract_archive(archive, original_dir)
+        os.remove(archive)
+        find_original_checkpoint(original_dir)  # the archive must hold a checkpoint
+        print(f"extracted {fname} into {original_dir}")
+    if not is_convertible(model):
+        print(f"{model} is not a SAVP variant: no converter for it here; the original files are in {original_dir}")
+        return model_dir
+    if not convert:
+        print(f"to convert: {convert_command(original_dir, model_dir)}")
+        return model_dir
+    if latest_checkpoint(model_dir) is not None:
+        print(f"{model_dir} already holds the converted checkpoint")
+        return model_dir
+    try:
+        convert_checkpoint(original_dir, model_dir)
+    except ValueError as e:
+        raise ValueError(f"{e}\nthe original checkpoint is kept in {original_dir}; after fixing the cause run: "
+                         f"{convert_command(original_dir, model_dir)}") from None
+    print(f"converted into {model_dir}: use --checkpoint {model_dir}")
+    return model_dir
