@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from video_prediction.checkpoint_conversion import ConversionError, Target, assign_by_name, write_run_directory
 from video_prediction.models.mspred import MSPredVideoPredictionModel
 from video_prediction.torch_checkpoint import load_state_dict
 
@@ -30,10 +31,6 @@ DATASETS = {
     "kth": ("kth_mspred", [9, 1]),
     "synpick": ("synpick", [23, 1]),
 }
-
-
-class ConversionError(ValueError):
-    pass
 
 
 def hparams_from_experiment_params(params):
@@ -114,28 +111,17 @@ def assign_state_dict(model, state_dict):
     """Copy every original parameter into the built ``model``; errors name what does not fit."""
     targets = {}
     for prefix, layer in model.torch_layers().items():
-        for suffix, target in _layer_weights(layer).items():
-            targets[f"{prefix}.{suffix}"] = target
-    required = {k for k in targets if not k.endswith(("running_mean", "running_var"))}
-    assigned = set()
-    for name, value in state_dict.items():
-        if name in IGNORED_PARAMETERS or name.endswith("num_batches_tracked"):
-            continue
-        if name not in targets:
-            raise ConversionError(f"parameter {name!r} {tuple(np.shape(value))} of the checkpoint has no counterpart "
-                                  "in the model (is experiment_params.json the one it was trained with?)")
-        variable, convert = targets[name]
-        value = np.asarray(value, dtype=np.float32)
-        value = convert(value) if convert is not None else value
-        if tuple(value.shape) != tuple(variable.shape):
-            raise ConversionError(f"parameter {name!r} has shape {tuple(value.shape)} after conversion but the "
-                                  f"model's {variable.path} has {tuple(variable.shape)}")
-        variable.assign(value)
-        assigned.add(name)
-    missing = sorted(required - assigned)
-    if missing:
-        raise ConversionError(f"the checkpoint lacks {len(missing)} parameter(s) the model needs: {missing[:10]}")
-    return assigned
+        for suffix, (variable, convert) in _layer_weights(layer).items():
+            if variable is not None:
+                # BatchNorm running statistics are optional (the original's checkpoints have none)
+                targets[f"{prefix}.{suffix}"] = Target(variable, convert,
+                                                       required=suffix not in ("running_mean", "running_var"))
+    chosen = assign_by_name(
+        targets, {name: np.shape(value) for name, value in state_dict.items()},
+        lambda name: np.asarray(state_dict[name], dtype=np.float32),
+        ignore=lambda name: name in IGNORED_PARAMETERS or name.endswith("num_batches_tracked"),
+        what="parameter", hint=" (is experiment_params.json the one it was trained with?)")
+    return set(chosen)
 
 
 def build_model(hparams, image_shape):
@@ -152,13 +138,7 @@ def convert_checkpoint(checkpoint_path, experiment_params_path, output_dir):
     hparams, dataset_name, dataset_hparams, image_shape = hparams_from_experiment_params(params)
     model = build_model(hparams, image_shape)
     assign_state_dict(model, load_state_dict(checkpoint_path))
-    os.makedirs(output_dir, exist_ok=True)
     options = dict(dataset=dataset_name, model="mspred", input_dir=None, image_shape=image_shape,
                    converted_from=os.path.abspath(checkpoint_path))
-    for name, values in (("options.json", options), ("dataset_hparams.json", dataset_hparams),
-                         ("model_hparams.json", model.hparams.values())):
-        with open(os.path.join(output_dir, name), "w") as f:
-            json.dump(values, f, sort_keys=True, indent=4, default=list)
-    manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), output_dir, max_to_keep=1)
-    manager.save(checkpoint_number=1)
+    write_run_directory(output_dir, model, options, dataset_hparams)
     return model
