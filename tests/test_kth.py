@@ -131,6 +131,18 @@ def test_reader_returns_the_listed_grey_frames(kth_dir):
     # force_time_shift: a random offset even in test mode; the clip is one window of the stored frames
     offsets = [o for o in range(len(stored) - 10 + 1) if np.array_equal(stored[o:o + 10], clip)]
     assert offsets, "the clip is not a window of the first test subsequence"
+    # the same seed gives the same test subclips, whatever the batch size
+    again = get_dataset_class("kth")(str(output), "test", seed=7, hparams="sequence_length=10,context_frames=5")
+    np.testing.assert_array_equal(np.round(next(iter(again.make_dataset(3)))["images"][0] * 255), clip)
+
+
+def test_shards_of_a_given_size(kth_dir, tmp_path):
+    output, _ = kth_dir
+    info = write_kth_records(str(output / "processed"), str(tmp_path), SIZE, sequences_per_file=4, progress=False)
+    assert info["num_examples"]["train"] == 9
+    assert sorted(os.listdir(tmp_path / "train")) == ["sequence_0_to_3.tfrecords", "sequence_4_to_7.tfrecords",
+                                                      "sequence_8_to_8.tfrecords", "sequence_lengths.txt"]
+    assert sorted(os.listdir(tmp_path)) == ["dataset_info.json", "test", "train", "val"]
 
 
 def test_second_run_does_nothing(kth_dir, kth_sources):
