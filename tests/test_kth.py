@@ -182,3 +182,15 @@ def test_bad_inputs(kth_dir, tmp_path):
         get_dataset_class("kth")(str(output), "test", hparams="use_state=True")
     with pytest.raises(ValueError, match=r"no TFRecords"):
         get_dataset_class("kth")(str(tmp_path), "train")
+
+
+def test_frames_of_another_size_share_the_directory(kth_dir, tmp_path):
+    output, _ = kth_dir
+    avi = output / "raw" / "walking" / f"{VIDEOS['walking']}_uncomp.avi"
+    frame_dir = tmp_path / VIDEOS["walking"]
+    frame_dir.mkdir()
+    (frame_dir / "image-001_64x64.png").write_bytes(b"from a 64x64 run")
+    count = extract_video_frames(str(avi), str(frame_dir), 8)
+    assert count >= 30 and len(os.listdir(frame_dir)) == count + 1
+    assert Image.open(frame_dir / "image-001_8x8.png").size == (8, 8)
+    assert extract_video_frames(str(avi), str(frame_dir), 8) == count  # done: not decoded again

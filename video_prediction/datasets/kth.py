@@ -130,18 +130,22 @@ def video_id(avi_path):
 def extract_video_frames(avi_path, frame_dir, image_size):
     """Decode one video to ``frame_dir/image-%03d_<S>x<S>.png`` (25 fps, S x S); returns the frame count.
 
-    Frames go to ``<frame_dir>.tmp`` first, renamed when ffmpeg succeeds; an
-    existing ``frame_dir`` is kept (done in an earlier run).
+    Frames go to ``<frame_dir>.tmp`` first and are moved into place when
+    ffmpeg succeeds; frames of this size already in ``frame_dir`` (an earlier
+    run) are kept.  Frames of other sizes may share the directory, as in the
+    original.
     """
     import ffmpeg
 
-    if os.path.isdir(frame_dir):
-        return len(glob.glob(os.path.join(frame_dir, "*.png")))
+    suffix = f"_{image_size}x{image_size}.png"
+    done = glob.glob(os.path.join(frame_dir, f"image-*{suffix}"))
+    if done:
+        return len(done)
     tmp = frame_dir + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    pattern = os.path.join(tmp, f"image-%03d_{image_size}x{image_size}.png")
-    stream = ffmpeg.input(avi_path).output(pattern, r=KTH_FRAME_RATE, f="image2", s=f"{image_size}x{image_size}")
+    stream = ffmpeg.input(avi_path).output(os.path.join(tmp, f"image-%03d{suffix}"), r=KTH_FRAME_RATE, f="image2",
+                                           s=f"{image_size}x{image_size}")
     try:
         stream.run(cmd=ffmpeg_executable(), quiet=True, overwrite_output=True)
     except ffmpeg.Error as e:
@@ -152,7 +156,12 @@ def extract_video_frames(avi_path, frame_dir, image_size):
     if count == 0:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ValueError(f"ffmpeg decoded no frames from {avi_path}")
-    os.replace(tmp, frame_dir)
+    if not os.path.exists(frame_dir):
+        os.replace(tmp, frame_dir)
+    else:  # frames of another size live there
+        for name in sorted(os.listdir(tmp)):
+            os.replace(os.path.join(tmp, name), os.path.join(frame_dir, name))
+        os.rmdir(tmp)
     return count
 
 
