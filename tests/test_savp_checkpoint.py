@@ -44,10 +44,11 @@ DATASET_HPARAMS = dict(context_frames=2, sequence_length=6, scale_size=SIZE, tim
 # -- the original's variables, written down from its scopes ---------------------------------------
 
 
-def original_shapes(nz, encoder=True, gan=False, vae_gan=False, cell=CELL, old_discriminators=False):
+def original_shapes(nz, encoder=True, gan=False, vae_gan=False, cell=CELL, old_discriminators=False,
+                    action_dim=0, state_dim=0):
     """{name: shape} of a tiny SAVP (32x32 frames, 3 channels) as the original names its variables."""
     shapes = {"global_step": ()}
-    cond = nz
+    cond = action_dim + state_dim + nz  # tiled into every conv and conv-LSTM input
 
     def conv(scope, op, k, cin, cout, norm=True, prefix=cell):
         shapes[f"{prefix}/{scope}/{op}/kernel"] = (k, k, cin, cout)
@@ -79,9 +80,12 @@ def original_shapes(nz, encoder=True, gan=False, vae_gan=False, cell=CELL, old_d
     conv("scratch_image", "conv2d", 3, NGF, CHANNELS, norm=False)
     conv("h4_masks", "conv2d", 3, NGF, NGF)
     conv("masks", "conv2d", 3, NGF + 7 * CHANNELS, 7, norm=False)
+    if state_dim:
+        shapes[f"{cell}/state_pred/dense/kernel"] = (action_dim + state_dim, state_dim)
+        shapes[f"{cell}/state_pred/dense/bias"] = (state_dim,)
     if nz and encoder:
         enc = "generator/encoder"
-        conv("layer_1", "conv2d", 4, 2 * CHANNELS, NEF, norm=False, prefix=enc)
+        conv("layer_1", "conv2d", 4, 2 * CHANNELS + action_dim, NEF, norm=False, prefix=enc)
         conv("layer_2", "conv2d", 4, NEF, 2 * NEF, prefix=enc)
         conv("layer_3", "conv2d", 4, 2 * NEF, 4 * NEF, prefix=enc)
         for head in ("z_mu", "z_log_sigma_sq"):
@@ -145,13 +149,16 @@ def write_original_run(directory, values, model_hparams, dataset="bair", dataset
             json.dump(content, f)
 
 
-def variant_run(directory, variant, seed=0, cell=CELL, **overrides):
+def variant_run(directory, variant, seed=0, cell=CELL, extra=None, use_state=False, **overrides):
+    """An original run of ``variant``; ``use_state``: action-conditioned BAIR (4-d actions, 3-d states)."""
     hparams = dict(BASE_HPARAMS, **VARIANTS[variant], **overrides)
     shapes = original_shapes(hparams["nz"], encoder=hparams.get("e_net") != "none",
                              gan=bool(hparams["video_sn_gan_weight"]), vae_gan=bool(hparams["video_sn_vae_gan_weight"]),
-                             cell=cell, old_discriminators="d_net" in hparams)
+                             cell=cell, old_discriminators="d_net" in hparams,
+                             action_dim=4 if use_state else 0, state_dim=3 if use_state else 0)
     values = random_values(shapes, seed)
-    write_original_run(directory, with_adam_slots(values, seed + 1), hparams)
+    write_original_run(directory, dict(with_adam_slots(values, seed + 1), **(extra or {})), hparams,
+                       dataset_hparams=dict(DATASET_HPARAMS, use_state=use_state))
     return values
 
 
@@ -173,7 +180,8 @@ def assert_every_value_landed_once(values, model):
 
 @pytest.mark.parametrize("variant", ["ours_savp", "ours_vae", "ours_gan", "ours_deterministic"])
 def test_every_variable_lands_in_its_weight(tmp_path, variant):
-    values = variant_run(tmp_path / "original", variant)
+    use_state = variant == "ours_vae"  # one action-conditioned case: actions in the encoder, state_pred
+    values = variant_run(tmp_path / "original", variant, use_state=use_state)
     model = convert_checkpoint(tmp_path / "original", tmp_path / "run")
     assert_every_value_landed_once(values, model)
     assert int(model.global_step.numpy()) == 1234
@@ -195,22 +203,27 @@ def test_every_variable_lands_in_its_weight(tmp_path, variant):
                                       values["discriminator/encoder/video/sn_fc4/dense/kernel"])
         np.testing.assert_array_equal(model.encoder.conv_encoder.layer_2_norm.gamma.numpy(),
                                       values["generator/encoder/layer_2/InstanceNorm/gamma"])
+    if use_state:
+        np.testing.assert_array_equal(cell.state_pred.kernel.numpy(), values[f"{CELL}/state_pred/dense/kernel"])
     options, dataset_hparams, model_hparams = training.read_run_config(str(tmp_path / "run"))
     assert options["model"] == "savp" and options["image_shape"] == [SIZE, SIZE, CHANNELS]
     assert model_hparams["nz"] == VARIANTS[variant]["nz"]
+    assert dataset_hparams["use_state"] == use_state
 
 
 def test_old_checkpoint_names_and_deprecated_hparams(tmp_path, caplog):
     """April-2018 layout: dna_cell, discriminator/video_sn_*, e_net='none', legacy discriminator keys."""
     old_keys = dict(e_net="none", d_net="legacy", gan_weight=0.0, vae_gan_weight=0.0, num_gpus=1)
-    values = variant_run(tmp_path / "original", "ours_gan", cell="generator/rnn/dna_cell", **old_keys)
+    metric_network = {"vgg/block1_conv1/kernel": np.ones((3, 3, 3, 2), np.float32)}  # built for vgg_* metrics
+    values = variant_run(tmp_path / "original", "ours_gan", cell="generator/rnn/dna_cell", extra=metric_network,
+                         **old_keys)
     with caplog.at_level("WARNING"):
         model = convert_checkpoint(tmp_path / "original", tmp_path / "run")
     assert_every_value_landed_once(values, model)
     assert model.encoder is None and not model.hparams.use_encoder
     np.testing.assert_array_equal(model.video_sn_discriminator.sn_conv2_1.bias.numpy(),
                                   values["discriminator/video_sn_conv2_1/conv3d/bias"])
-    for key in ("e_net", "d_net", "gan_weight", "num_gpus"):
+    for key in ("e_net", "d_net", "gan_weight", "num_gpus", "vgg/"):
         assert key in caplog.text
     with pytest.raises(ConversionError, match="video_gan_weight"):
         translate_hparams(dict(video_gan_weight=1.0))

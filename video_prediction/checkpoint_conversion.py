@@ -11,7 +11,6 @@
   ``model_hparams.json`` and a ``ckpt-<n>`` TensorFlow checkpoint.
 """
 
-import os
 from typing import Callable, NamedTuple, Optional
 
 import numpy as np

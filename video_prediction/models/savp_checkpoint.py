@@ -41,16 +41,15 @@ layouts of the 2018 code the pretrained models date from
 """
 
 import glob
-import json
 import logging
 import os
 import re
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from video_prediction.checkpoint_conversion import ConversionError, Target, assign_by_name, write_run_directory
+from video_prediction.hparams import load_hparams_file
 from video_prediction.layers.conv_rnn import BasicConv2DLSTMCell, BasicGRUCell, BasicLSTMCell, Conv2DGRUCell
 from video_prediction.layers.normalization import InstanceNormalization, LayerNormalization
 from video_prediction.layers.resampling import Conv2D, ConvPool2D, Deconv2D, UpsampleConv2D
@@ -74,6 +73,9 @@ DISCRIMINATOR_SCOPES = {"video_sn": "video", "image_sn": "image", "images_sn": "
 
 #: Optimizer state the converter skips: Adam slots and the beta powers (``_1`` for the second optimizer).
 OPTIMIZER_VARIABLE = re.compile(r"(/Adam(_\d+)?$)|(^beta[12]_power(_\d+)?$)")
+#: Also skipped: the frozen ImageNet VGG16 that the 2018 code built in every training graph for its
+#: vgg_csim/vgg_cdist metrics (its Saver kept all global variables); it is not part of the model.
+METRIC_VARIABLE = re.compile(r"^vgg/")
 
 #: options.json dataset name -> our registry name (``softmotion`` is the original's name for BAIR).
 DATASET_NAMES = {"softmotion": "bair", "bair": "bair", "kth": "kth", "google_robot": "google_robot",
@@ -167,22 +169,15 @@ def _checkpoint_in_directory(directory):
 
 
 def read_original_run(prefix):
-    """``(options, dataset_hparams, model_hparams)`` from the JSON files next to ``prefix``."""
+    """``(options, dataset_hparams, model_hparams)`` from the JSON files next to ``prefix``.
+
+    Only ``model_hparams.json`` is required (the architecture depends on it).
+    """
     directory = os.path.dirname(prefix)
     values = []
     for name in ("options.json", "dataset_hparams.json", "model_hparams.json"):
         path = os.path.join(directory, name)
-        if not os.path.exists(path):
-            if name == "model_hparams.json":
-                raise FileNotFoundError(f"{path} is missing: the converter needs the hparams the model was trained "
-                                        "with")
-            values.append({})
-            continue
-        with open(path) as f:
-            try:
-                values.append(json.load(f))
-            except json.JSONDecodeError as e:
-                raise ConversionError(f"{path} is not valid JSON: {e}") from None
+        values.append(load_hparams_file(path) if name == "model_hparams.json" or os.path.exists(path) else {})
     return tuple(values)
 
 
@@ -472,8 +467,12 @@ def convert_checkpoint(checkpoint, output_dir, image_shape=None):
         raise ConversionError(f"{os.path.join(os.path.dirname(prefix), 'model_hparams.json')}: {e}") from None
     hint = (f" (converting {prefix} into a model for frames of shape {image_shape}: is model_hparams.json the one "
             "it was trained with? another frame size: --image_shape)")
-    assign_by_name(original_variable_names(model), shapes, reader.get_tensor,
-                   ignore=lambda name: OPTIMIZER_VARIABLE.search(name) is not None, hint=hint)
+    assign_by_name(original_variable_names(model), shapes, reader.get_tensor, hint=hint,
+                   ignore=lambda name: bool(OPTIMIZER_VARIABLE.search(name) or METRIC_VARIABLE.match(name)))
+    metric_variables = [name for name in shapes if METRIC_VARIABLE.match(name)]
+    if metric_variables:
+        notes.append(f"{len(metric_variables)} vgg/* variables skipped (the frozen VGG16 of the original's "
+                     "vgg_csim/vgg_cdist metrics, not part of the model)")
     our_dataset_hparams = _dataset_hparams_for(dataset_name, dataset_hparams, notes)
     for note in notes:
         logger.warning("%s: %s", os.path.basename(prefix), note)
