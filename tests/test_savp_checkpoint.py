@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from video_prediction import generation, training
+from video_prediction import generation, pretrained, training
 from video_prediction.checkpoint_conversion import ConversionError
 from video_prediction.models.savp_checkpoint import FORGET_BIAS, convert_checkpoint, translate_hparams
 
@@ -312,7 +312,7 @@ def _download(*args):
                           capture_output=True, text=True, timeout=120)
 
 
-def test_download_model_sh_downloads_extracts_and_converts(tmp_path):
+def test_download_model_sh_downloads_extracts_and_converts(tmp_path, capsys):
     variant_run(tmp_path / "original", "ours_deterministic")
     served = tmp_path / "served"
     served.mkdir()
@@ -320,18 +320,26 @@ def test_download_model_sh_downloads_extracts_and_converts(tmp_path):
         for name in sorted(os.listdir(tmp_path / "original")):
             archive.add(tmp_path / "original" / name, arcname=name)
     server = _serve(served)
+    out = tmp_path / "pretrained"
+    model_dir = out / "bair_action_free" / "ours_deterministic"
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}"
-        out = tmp_path / "pretrained"
         result = _download("bair_action_free", "ours_deterministic", "--output_dir", str(out), "--base_url", url)
         assert result.returncode == 0, result.stderr
-        model_dir = out / "bair_action_free" / "ours_deterministic"
         assert (model_dir / "tf1" / "model-1234.index").exists()
         assert not (model_dir / "bair_action_free_ours_deterministic_l1.tar.gz").exists()
         assert training.latest_checkpoint(str(model_dir)).endswith("ckpt-1234")
         assert training.read_run_config(str(model_dir))[0]["model"] == "savp"
+        # without conversion: the command to run is printed instead
+        other = pretrained.download_model("bair_action_free", "ours_deterministic_l1", str(tmp_path / "other"),
+                                          base_url=url, convert=False, progress=False)
+        assert training.latest_checkpoint(other) is None
+        assert "convert_savp_checkpoint.py --checkpoint" in capsys.readouterr().out
     finally:
         server.shutdown()
+    # a second run finds both steps done (the server is gone: nothing is fetched)
+    pretrained.download_model("bair_action_free", "ours_deterministic", str(out), base_url=url, progress=False)
+    assert "already holds the converted checkpoint" in capsys.readouterr().out
     bad = _download("bair_action_free", "ours_vea")
     assert bad.returncode != 0 and "ours_vae_l1" in bad.stderr and "ours_vea" in bad.stderr
     bad = _download("bair_free", "ours_savp")
