@@ -147,3 +147,17 @@ def test_links_are_refused(tmp_path):
         extract_archive(archive, tmp_path / "out")
     with pytest.raises(ValueError, match=r"neither a zip nor a tar"):
         verify_archive(__file__)
+
+
+def test_skip_existing_keeps_finished_files_and_file_urls_work(tmp_path):
+    archive = make_tar(tmp_path / "a.tar.gz", {"root/a.bin": PAYLOAD[:100], "root/b.bin": b"bb"})
+    out = tmp_path / "out"
+    extract_archive(archive, out, strip_components=1)
+    (out / "a.bin").write_bytes(b"k" * 100)  # same size: taken as finished by an earlier run
+    (out / "b.bin").unlink()
+    extract_archive(archive, out, strip_components=1, skip_existing=True)
+    assert (out / "a.bin").read_bytes() == b"k" * 100 and (out / "b.bin").read_bytes() == b"bb"
+    # a local mirror: --base_url file:///path works through the same code
+    copy = download_file(archive.as_uri(), tmp_path / "copy.tar.gz", sha256=hashlib.sha256(archive.read_bytes())
+                         .hexdigest(), progress=False)
+    assert open(copy, "rb").read() == archive.read_bytes()

@@ -260,51 +260,47 @@ def _write_member(source, path):
     os.replace(path + ".tmp", path)
 
 
-def extract_archive(path, target_dir, *, strip_components=0):
+def _members(archive, kind, path):
+    """``(name, is_dir, size, open)`` of every member; ValueError naming a link or special file."""
+    if kind == "zip":
+        for member in archive.infolist():
+            if stat.S_ISLNK(member.external_attr >> 16):
+                raise ValueError(f"refusing to extract {member.filename!r} from {path}: it is a symbolic link")
+            yield member.filename, member.is_dir(), member.file_size, lambda m=member: archive.open(m)
+        return
+    for member in archive.getmembers():
+        if not (member.isfile() or member.isdir()):
+            raise ValueError(
+                f"refusing to extract {member.name!r} from {path}: only regular files and directories are allowed"
+            )
+        yield member.name, member.isdir(), member.size, lambda m=member: archive.extractfile(m)
+
+
+def extract_archive(path, target_dir, *, strip_components=0, skip_existing=False):
     """Extract a zip or tar archive into ``target_dir``; returns the extracted file paths.
 
     Directories and regular files only; a member with an absolute path, a
     ``..`` component, or that is a link or device raises ValueError naming
     it before anything is written.  Every file is written under a
     temporary name and renamed, so an interrupted run leaves no partial file
-    under a final name.
+    under a final name; with ``skip_existing`` a file already there with the
+    member's size (from such a run) is not written again.
     """
     path = os.fspath(path)
     kind = _archive_kind(path)
     os.makedirs(target_dir, exist_ok=True)
     written = []
-    if kind == "zip":
-        with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-            targets = [_target_path(target_dir, m.filename, strip_components, path) for m in members]
-            for member, target in zip(members, targets):
-                mode = member.external_attr >> 16
-                if stat.S_ISLNK(mode):
-                    raise ValueError(f"refusing to extract {member.filename!r} from {path}: it is a symbolic link")
-            for member, target in zip(members, targets):
-                if target is None:
-                    continue
-                if member.is_dir():
-                    os.makedirs(target, exist_ok=True)
-                    continue
-                with archive.open(member) as source:
-                    _write_member(source, target)
-                written.append(target)
-        return written
-    with tarfile.open(path, "r:*") as archive:
-        members = archive.getmembers()
-        targets = [_target_path(target_dir, m.name, strip_components, path) for m in members]
-        for member in members:
-            if not (member.isfile() or member.isdir()):
-                raise ValueError(
-                    f"refusing to extract {member.name!r} from {path}: only regular files and directories are allowed"
-                )
-        for member, target in zip(members, targets):
+    with (zipfile.ZipFile(path) if kind == "zip" else tarfile.open(path, "r:*")) as archive:
+        members = list(_members(archive, kind, path))
+        targets = [_target_path(target_dir, name, strip_components, path) for name, *_ in members]
+        for (_, is_dir, size, open_member), target in zip(members, targets):
             if target is None:
                 continue
-            if member.isdir():
+            if is_dir:
                 os.makedirs(target, exist_ok=True)
                 continue
-            _write_member(archive.extractfile(member), target)
+            if not (skip_existing and os.path.isfile(target) and os.path.getsize(target) == size):
+                with open_member() as source:
+                    _write_member(source, target)
             written.append(target)
     return written

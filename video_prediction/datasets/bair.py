@@ -134,7 +134,8 @@ def download_and_preprocess_bair(output_dir="data/bair", base_url=None, keep_arc
     download_file(url, archive, expected_size=BAIR_ARCHIVE_SIZE if official else None,
                   sha256=BAIR_ARCHIVE_SHA256 if official else None, progress=progress)
     verify_archive(archive)
-    extract_archive(archive, output_dir, strip_components=1)  # softmotion30_44k/{train,test}
+    # softmotion30_44k/{train,test}; files finished by an interrupted run are kept
+    extract_archive(archive, output_dir, strip_components=1, skip_existing=True)
     val_dir = os.path.join(output_dir, "val")
     os.makedirs(val_dir, exist_ok=True)
     reserved = os.path.join(output_dir, "train", BAIR_VAL_FILE)
