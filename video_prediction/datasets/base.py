@@ -15,12 +15,15 @@ plus what a dataset adds (``poses`` for Moving MNIST, ``states``/``actions``
 with ``use_state``).
 """
 
+import collections
 import glob
 import os
+import re
 import struct
 
 import numpy as np
 import tensorflow as tf
+from google.protobuf.message import DecodeError
 
 from video_prediction.hparams import resolve_hparams
 
@@ -51,15 +54,57 @@ def compression_of(path):
     return ""
 
 
-def check_tfrecord_framing(path):
-    """Walk the record headers of an uncompressed TFRecord file; ValueError naming the file if truncated.
+def _crc32c_table():
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1  # Castagnoli polynomial, reflected
+        table.append(crc)
+    return table
 
-    Only the 12-byte headers are read (payloads are skipped), so this is cheap
-    even for large files.  A payload whose checksum is wrong is caught when
-    read, by :func:`verify_tfrecords`.
+
+_CRC32C_TABLE = _crc32c_table()
+
+
+def masked_crc32c(data):
+    """The masked CRC-32C that TFRecord headers store (pure Python: used on 8-byte length fields only)."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = _CRC32C_TABLE[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+_SHARD_NAME = re.compile(r"_(\d+)_to_(\d+)\.tfrecords?$")
+
+
+def records_named_in(path):
+    """Record count that a shard name ``<prefix>_<first>_to_<last>.tfrecord(s)`` promises, else None.
+
+    :func:`write_tfrecord_shards` and the original SAVP conversions (e.g. BAIR's
+    ``traj_0_to_255.tfrecords``) name shards this way; the count catches a file
+    truncated exactly at a record boundary, which the framing alone cannot.
+    """
+    match = _SHARD_NAME.search(os.path.basename(path))
+    if not match:
+        return None
+    first, last = int(match.group(1)), int(match.group(2))
+    return last - first + 1 if last >= first else None
+
+
+def check_tfrecord_framing(path):
+    """Walk the record headers of an uncompressed TFRecord file; returns the record count.
+
+    Raises ValueError naming the file and record index when a header is
+    truncated or its length checksum is wrong, when a record runs past the end
+    of the file, or when the file holds fewer/more records than its shard name
+    promises.  Only the 12-byte headers are read (payloads are skipped), so
+    this is cheap even for large files; a payload whose checksum is wrong is
+    caught when read (:func:`verify_tfrecords`, :func:`locate_corrupt_record`).
     """
     if compression_of(path):
-        return
+        return None
     size = os.path.getsize(path)
     offset, index = 0, 0
     with open(path, "rb") as f:
@@ -68,6 +113,10 @@ def check_tfrecord_framing(path):
             if len(header) < 12:
                 raise ValueError(f"corrupt TFRecord file {path}: record {index} is truncated (header)")
             (length,) = struct.unpack("<Q", header[:8])
+            (length_crc,) = struct.unpack("<I", header[8:])
+            if masked_crc32c(header[:8]) != length_crc:
+                raise ValueError(f"corrupt TFRecord file {path}: record {index} has a corrupt length field "
+                                 "(checksum mismatch)")
             end = offset + 12 + length + 4
             if end > size:
                 raise ValueError(
@@ -75,25 +124,148 @@ def check_tfrecord_framing(path):
                 )
             f.seek(end)
             offset, index = end, index + 1
+    expected = records_named_in(path)
+    if expected is not None and index != expected:
+        raise RecordCountMismatch(path, index, expected)
+    return index
+
+
+class RecordCountMismatch(ValueError):
+    """A TFRecord file with well-framed records, but not as many as its shard name promises."""
+
+    def __init__(self, path, found, expected):
+        super().__init__(f"corrupt TFRecord file {path}: it holds {found} records but its name promises "
+                         f"{expected} (truncated or appended to?)")
+        self.found, self.expected = found, expected
+
+
+def locate_corrupt_record(path):
+    """``(record index, reason)`` of the first record of ``path`` that cannot be read, or None.
+
+    Checks the framing (:func:`check_tfrecord_framing`) and then reads every
+    record with TensorFlow's reader, which verifies each payload's CRC-32C.
+    """
+    mismatch = None
+    try:
+        check_tfrecord_framing(path)
+    except RecordCountMismatch as e:
+        mismatch = e  # the records present may still be fine: read them first
+    except ValueError as e:
+        return int(re.search(r"record (\d+)", str(e)).group(1)), str(e).split(": ", 1)[-1]
+    index = 0
+    try:
+        for _ in tf.data.TFRecordDataset(path, compression_type=compression_of(path)):
+            index += 1
+    except tf.errors.OpError as e:
+        return index, f"record {index} cannot be read ({e.message.strip().splitlines()[0]})"
+    if mismatch is not None:
+        return mismatch.found, str(mismatch).split(": ", 1)[-1]
+    return None
 
 
 def verify_tfrecords(paths):
     """Read every record of ``paths`` fully; ValueError naming the file and record index of the first bad one."""
     for path in paths:
-        check_tfrecord_framing(path)
-        index = 0
-        try:
-            for _ in tf.data.TFRecordDataset(path, compression_type=compression_of(path)):
-                index += 1
-        except tf.errors.OpError as e:
-            raise ValueError(f"corrupt TFRecord file {path}: record {index} cannot be read ({e.message})") from None
+        problem = locate_corrupt_record(path)
+        if problem is not None:
+            raise ValueError(f"corrupt TFRecord file {path}: {problem[1]}")
     return True
+
+
+def explain_read_error(paths, error):
+    """A ValueError naming the file and record behind a TensorFlow read ``error`` of ``paths``.
+
+    TensorFlow's ``DataLossError`` names neither the file (when several are
+    interleaved) nor the record; the files are scanned to find them.  Returns
+    None when no file is corrupt (the error had another cause).
+    """
+    for path in paths:
+        problem = locate_corrupt_record(path)
+        if problem is not None:
+            return ValueError(f"corrupt TFRecord file {path}: {problem[1]}; rerun with --skip_corrupt_records "
+                              "to skip it")
+    return None
+
+
+def checked_batches(dataset, batch_size, drop_remainder=True):
+    """Iterate ``dataset.make_dataset(...)`` eagerly; a read error becomes a ValueError naming file and record."""
+    iterator = iter(dataset.make_dataset(batch_size, drop_remainder=drop_remainder))
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except tf.errors.OpError as e:
+            explained = explain_read_error(getattr(dataset, "filenames", []), e)
+            if explained is None:
+                raise
+            raise explained from None
+        yield batch
+
+
+class CorruptRecord(collections.namedtuple("CorruptRecord", "path index reason lost")):
+    """The first record of ``path`` that cannot be read (or, for a short file, the first missing one).
+
+    ``lost`` is how many records of the file are lost: the corrupt one and those
+    after it, which a TFRecord reader cannot resynchronise to (None: unknown,
+    the framing past it is broken).
+    """
+
+
+def scan_tfrecords(paths):
+    """Every file's readable record count and its first corrupt record: ``(limits, corrupt)``.
+
+    ``limits`` maps each path to the number of leading records that read
+    cleanly (None: the whole file); ``corrupt`` lists :class:`CorruptRecord`.
+    """
+    limits, corrupt = {}, []
+    for path in paths:
+        problem = locate_corrupt_record(path)
+        limits[path] = None
+        if problem is None:
+            continue
+        index, reason = problem
+        limits[path] = index
+        lost = None
+        if not compression_of(path):
+            total = _count_framed_records(path)
+            expected = records_named_in(path)
+            if expected is not None:
+                lost = max(expected - index, 0)  # the name tells how many records the file should hold
+            elif total is not None:
+                lost = total - index
+        corrupt.append(CorruptRecord(path, index, reason, lost))
+    return limits, corrupt
+
+
+def _count_framed_records(path):
+    """Records whose headers frame correctly up to the end of the file, else None."""
+    size = os.path.getsize(path)
+    offset, count = 0, 0
+    with open(path, "rb") as f:
+        while offset < size:
+            header = f.read(12)
+            if len(header) < 12 or masked_crc32c(header[:8]) != struct.unpack("<I", header[8:])[0]:
+                return None
+            offset += 12 + struct.unpack("<Q", header[:8])[0] + 4
+            if offset > size:
+                return None
+            f.seek(offset)
+            count += 1
+    return count
 
 
 class BaseVideoDataset:
     """A video dataset read from TFRecords; subclasses define the record layout."""
 
-    def __init__(self, input_dir, mode="train", num_epochs=None, seed=None, hparams_dict=None, hparams=None):
+    #: The tf.data pipeline of :meth:`make_dataset` can be saved with ``tf.train.Checkpoint(iterator=...)``
+    #: (no Python generators), so training resumes at the exact input position.
+    supports_iterator_checkpoint = True
+    #: Keep the record order of a shuffled pipeline reproducible even with parallel parsing (slower).
+    deterministic_order = False
+
+    def __init__(self, input_dir, mode="train", num_epochs=None, seed=None, hparams_dict=None, hparams=None,
+                 skip_corrupt_records=False):
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
         self.input_dir = input_dir
@@ -102,9 +274,27 @@ class BaseVideoDataset:
         self.seed = seed
         self.hparams = self._resolve_hparams(hparams_dict, hparams)
         self.filenames = find_tfrecords(input_dir, mode)
-        for path in self.filenames:
-            check_tfrecord_framing(path)
+        self.skip_corrupt_records = skip_corrupt_records
+        #: Records that cannot be read (:class:`CorruptRecord`), found up front with ``skip_corrupt_records``.
+        self.corrupt_records = []
+        self._record_limits = {}
+        if skip_corrupt_records:
+            # Every record is read once now, so that the pipeline only ever touches clean ones.
+            self._record_limits, self.corrupt_records = scan_tfrecords(self.filenames)
+            readable = [p for p in self.filenames if self._record_limits[p] != 0]
+            if not readable:
+                raise ValueError(f"every TFRecord file for mode {mode!r} in {input_dir!r} is corrupt from its "
+                                 "first record")
+            self.filenames = readable
+        else:
+            for path in self.filenames:
+                check_tfrecord_framing(path)
         self._check_lengths()
+
+    @property
+    def num_skipped_records(self):
+        """Records skipped because of corruption (a file whose framing breaks counts its first bad record only)."""
+        return sum(record.lost or 1 for record in self.corrupt_records)
 
     @classmethod
     def default_hparams(cls):
@@ -155,6 +345,12 @@ class BaseVideoDataset:
     @property
     def shuffled(self):
         return self.mode == "train" or (self.mode == "val" and self.hparams.shuffle_on_val)
+
+    @property
+    def ordered(self):
+        """Whether parallel parsing keeps the record order: always when not shuffled, and when
+        ``deterministic_order`` asks for it (multi-worker training needs every worker to see the same order)."""
+        return self.deterministic_order or not self.shuffled
 
     @property
     def random_offsets(self):
@@ -227,19 +423,33 @@ class BaseVideoDataset:
 
     # -- the pipeline ----------------------------------------------------------------------------
 
+    def _records(self, filenames):
+        """Serialized records of ``filenames`` in order (interleaved when shuffled), clean ones only."""
+        compression = compression_of(filenames[0])
+        parallel_reads = tf.data.AUTOTUNE if self.shuffled and len(filenames) > 1 else None
+        limits = [self._record_limits.get(path) for path in filenames]
+        if all(limit is None for limit in limits):
+            return tf.data.TFRecordDataset(filenames, compression_type=compression, buffer_size=8 * 1024 * 1024,
+                                           num_parallel_reads=parallel_reads)
+        # Files with a corrupt record are read up to it: the reader cannot find the next record past it.
+        limits = [-1 if limit is None else limit for limit in limits]
+        files = tf.data.Dataset.from_tensor_slices((filenames, tf.constant(limits, tf.int64)))
+        parallel = dict(num_parallel_calls=parallel_reads, deterministic=True) if parallel_reads else {}
+        return files.interleave(
+            lambda path, limit: tf.data.TFRecordDataset(path, compression_type=compression,
+                                                        buffer_size=8 * 1024 * 1024).take(limit),
+            cycle_length=len(filenames) if parallel_reads else 1, block_length=1, **parallel,
+        )
+
     def make_dataset(self, batch_size, drop_remainder=True):
         """The batched ``tf.data.Dataset`` of this split (see the module docstring)."""
         filenames = list(self.filenames)
         seed = self.seed if self.seed is not None else np.random.randint(2**31 - 1)
         if self.shuffled:
             np.random.default_rng(seed).shuffle(filenames)
-        compression = compression_of(filenames[0])
-        records = tf.data.TFRecordDataset(
-            filenames, compression_type=compression, buffer_size=8 * 1024 * 1024,
-            num_parallel_reads=tf.data.AUTOTUNE if self.shuffled and len(filenames) > 1 else None,
-        )
+        records = self._records(filenames)
         parallel = tf.data.AUTOTUNE
-        examples = records.map(self.parse, num_parallel_calls=parallel, deterministic=not self.shuffled)
+        examples = records.map(self.parse, num_parallel_calls=parallel, deterministic=self.ordered)
         span = self.span
         examples = examples.filter(lambda example: self.stored_length(example) >= span)
         if self.shuffled:
@@ -249,7 +459,7 @@ class BaseVideoDataset:
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
         dataset = tf.data.Dataset.zip((examples, seeds)).map(
             lambda example, pair: self.decode(example, self._frame_indices(self.stored_length(example), pair)),
-            num_parallel_calls=parallel, deterministic=not self.shuffled,
+            num_parallel_calls=parallel, deterministic=self.ordered,
         )
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
         return dataset.prefetch(tf.data.AUTOTUNE)
@@ -277,8 +487,14 @@ class VarLenFeatureVideoDataset(BaseVideoDataset):
     def _read_metadata(self):
         """Shape, encoding and per-file lengths from the records (first record for shapes)."""
         if self._metadata is None:
-            first = next(iter(tf.data.TFRecordDataset(self.filenames[0], compression_type=compression_of(self.filenames[0]))))
-            example = tf.train.Example.FromString(first.numpy())
+            path = self.filenames[0]
+            try:
+                first = next(iter(tf.data.TFRecordDataset(path, compression_type=compression_of(path))))
+                example = tf.train.Example.FromString(first.numpy())
+            except (tf.errors.OpError, StopIteration, DecodeError) as e:
+                raise ValueError(f"corrupt TFRecord file {path}: record 0 cannot be read "
+                                 f"({str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__})"
+                                 ) from None
             feature = example.features.feature
             try:
                 shape = tuple(int(feature[k].int64_list.value[0]) for k in ("height", "width", "channels"))
