@@ -13,6 +13,7 @@ import http.server
 import json
 import os
 import subprocess
+import sys
 import tarfile
 import threading
 
@@ -270,7 +271,12 @@ def test_gate_order_and_forget_bias_match_tf1(tmp_path):
 
 def test_converted_run_generates(tmp_path):
     variant_run(tmp_path / "original", "ours_savp")
-    convert_checkpoint(tmp_path / "original" / "model-1234", tmp_path / "run")  # a prefix works too
+    script = os.path.join(ROOT, "pretrained_models", "convert_savp_checkpoint.py")
+    result = subprocess.run([sys.executable, script, "--checkpoint", str(tmp_path / "original" / "model-1234"),
+                             "--output_dir", str(tmp_path / "run"), "--image_shape", f"{SIZE},{SIZE},{CHANNELS}"],
+                            capture_output=True, text=True, timeout=120)  # a prefix works as well as a directory
+    assert result.returncode == 0, result.stderr
+    assert "step 1234" in result.stdout
     model, options, _ = training.load_model(str(tmp_path / "run"))
     video = np.random.default_rng(0).random((3, SIZE, SIZE, CHANNELS)).astype(np.float32)
     generation.generate_from_video(model, video, str(tmp_path / "results"), num_stochastic_samples=2, horizon=3)
