@@ -194,3 +194,14 @@ def test_frames_of_another_size_share_the_directory(kth_dir, tmp_path):
     assert count >= 30 and len(os.listdir(frame_dir)) == count + 1
     assert Image.open(frame_dir / "image-001_8x8.png").size == (8, 8)
     assert extract_video_frames(str(avi), str(frame_dir), 8) == count  # done: not decoded again
+
+
+def test_in_process_run_deletes_raw_and_processed(kth_dir, kth_sources, tmp_path):
+    output, _ = kth_dir
+    with FileServer(kth_sources) as server:
+        info = download_and_preprocess_kth(SIZE, str(tmp_path / "kth"), server.url, progress=False)
+    assert sorted(os.listdir(tmp_path / "kth")) == ["dataset_info.json", "test", "train", "val"]
+    assert info["videos"] == json.loads((output / "dataset_info.json").read_text())["videos"]  # same seed, same split
+    for split in ("train", "val", "test"):
+        assert (tmp_path / "kth" / split / "sequence_lengths.txt").read_text() == \
+            (output / split / "sequence_lengths.txt").read_text()
