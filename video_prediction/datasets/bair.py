@@ -118,8 +118,8 @@ def download_and_preprocess_bair(output_dir="data/bair", base_url=None, keep_arc
     ``base_url`` replaces ``http://rail.eecs.berkeley.edu/datasets`` (e.g. a
     mirror or a test server; the size/sha256 check then only runs for the
     official URL).  A finished directory (``dataset_info.json`` present) is
-    left alone; an interrupted run resumes the download and redoes the
-    extraction.
+    left alone; an interrupted run resumes the download and extracts only
+    the files it had not finished.
     """
     info_path = os.path.join(output_dir, "dataset_info.json")
     if os.path.exists(info_path):
