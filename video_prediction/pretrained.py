@@ -11,6 +11,7 @@ baselines are downloaded and extracted but not converted (no converter yet).
 """
 
 import os
+import shutil
 
 from video_prediction.download import download_file, extract_archive, verify_archive
 
@@ -70,12 +71,21 @@ def download_model(dataset, model, output_root="pretrained_models", base_url=BAS
         find_original_checkpoint(original_dir)
         print(f"{original_dir} already holds the original checkpoint")
     except FileNotFoundError:
+        if os.path.isdir(original_dir) and os.listdir(original_dir):
+            raise ValueError(f"{original_dir} exists but holds no checkpoint; remove it to download again") from None
         archive = download_file(f"{base_url.rstrip('/')}/{fname}", os.path.join(model_dir, fname),
                                 progress=progress)
         verify_archive(archive)
-        extract_archive(archive, original_dir)
+        # Extract next to the final place and rename once complete: an interrupted run leaves no
+        # half-extracted checkpoint that a second run would take for a finished one.
+        staging = original_dir + ".partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        extract_archive(archive, staging)
+        find_original_checkpoint(staging)  # the archive must hold a checkpoint
+        if os.path.isdir(original_dir):
+            os.rmdir(original_dir)  # empty (checked above)
+        os.rename(staging, original_dir)
         os.remove(archive)
-        find_original_checkpoint(original_dir)  # the archive must hold a checkpoint
         print(f"extracted {fname} into {original_dir}")
     if not is_convertible(model):
         print(f"{model} is not a SAVP variant: no converter for it here; the original files are in {original_dir}")
