@@ -205,3 +205,20 @@ def test_in_process_run_deletes_raw_and_processed(kth_dir, kth_sources, tmp_path
     for split in ("train", "val", "test"):
         assert (tmp_path / "kth" / split / "sequence_lengths.txt").read_text() == \
             (output / split / "sequence_lengths.txt").read_text()
+
+
+def test_meta_with_bytes_names(kth_dir, tmp_path):
+    """Meta pickles written by Python 2 may hold byte strings: they load (restricted unpickler) and work."""
+    output, _ = kth_dir
+    processed = tmp_path / "processed"
+    source = output / "processed" / "walking" / VIDEOS["walking"]
+    target = processed / "walking" / VIDEOS["walking"]
+    target.mkdir(parents=True)
+    for name in os.listdir(source):
+        (target / name).write_bytes((source / name).read_bytes())
+    entry = {"vid": VIDEOS["walking"].encode(), "files": [[b"image-002_16x16.png", b"image-003_16x16.png"]]}
+    with open(processed / "walking" / "train_meta16x16.pkl", "wb") as f:
+        pickle.dump([entry], f, protocol=2)
+    info = write_kth_records(str(processed), str(tmp_path / "out"), SIZE, progress=False)
+    assert info["num_examples"] == {"train": 0, "val": 1, "test": 0}
+    assert (tmp_path / "out" / "val" / "sequence_lengths.txt").read_text() == "2\n"

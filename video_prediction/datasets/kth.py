@@ -226,6 +226,11 @@ def read_grey_frame(path, image_size):
     return frame.astype(np.uint8)
 
 
+def _text(value):
+    """A name from a meta pickle as ``str`` (pickles written by Python 2 may hold bytes)."""
+    return value.decode("latin1") if isinstance(value, bytes) else str(value)
+
+
 def video_sequences(video_dirs, image_size, meta_name):
     """Yield the uint8 ``[T, S, S, 1]`` frames of every subsequence the metadata lists, video by video."""
     metas = {}
@@ -234,13 +239,13 @@ def video_sequences(video_dirs, image_size, meta_name):
         if meta_path not in metas:
             metas[meta_path] = {}
             for entry in load_meta(meta_path):
-                metas[meta_path].setdefault(entry["vid"], []).append(entry)
+                metas[meta_path].setdefault(_text(entry["vid"]), []).append(entry)
         vid = os.path.basename(video_dir)
         entries = metas[meta_path].get(vid, [])
         if len(entries) != 1:
             raise ValueError(f"{meta_path} has {len(entries)} entries for video {vid!r}, expected one")
         for names in entries[0]["files"]:
-            yield np.stack([read_grey_frame(os.path.join(video_dir, name), image_size) for name in names])
+            yield np.stack([read_grey_frame(os.path.join(video_dir, _text(name)), image_size) for name in names])
 
 
 def write_split(split_dir, sequences, sequences_per_file=SEQUENCES_PER_FILE):
