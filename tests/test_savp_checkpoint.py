@@ -8,21 +8,20 @@ variable scopes (TF1 names an RNN cell's scope after its snake-cased class name:
 ``BasicConv2DLSTMCell`` -> ``basic_conv2dlstm_cell``).
 """
 
-import functools
-import http.server
 import json
 import os
 import subprocess
 import sys
 import tarfile
-import threading
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from local_http_server import FileServer
 from video_prediction import generation, pretrained, training
 from video_prediction.checkpoint_conversion import ConversionError
+from video_prediction.datasets.video_dataset import per_timestep_example
 from video_prediction.models.savp_checkpoint import FORGET_BIAS, convert_checkpoint, translate_hparams
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -306,46 +305,59 @@ def test_unmapped_missing_and_misshaped_variables_are_named(tmp_path):
 # -- download_model.sh ----------------------------------------------------------------------------
 
 
-def _serve(directory):
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 def _download(*args):
     return subprocess.run(["bash", os.path.join(ROOT, "pretrained_models", "download_model.sh"), *args],
                           capture_output=True, text=True, timeout=120)
 
 
+def _bair_test_records(directory, steps=6):
+    """Two BAIR-layout videos (raw 64x64 frames per timestep, states, actions) in ``<directory>/test``."""
+    rng = np.random.default_rng(0)
+    os.makedirs(directory / "test")
+    with tf.io.TFRecordWriter(str(directory / "test" / "traj_0_to_1.tfrecords")) as writer:
+        for _ in range(2):
+            frames = rng.integers(0, 256, (steps, 64, 64, 3), dtype=np.uint8)
+            writer.write(per_timestep_example({
+                "%d/image_aux1/encoded": [frame.tobytes() for frame in frames],
+                "%d/endeffector_pos": rng.normal(size=(steps, 3)).astype(np.float32),
+                "%d/action": rng.normal(size=(steps - 1, 4)).astype(np.float32),
+            }).SerializeToString())
+
+
 def test_download_model_sh_downloads_extracts_and_converts(tmp_path, capsys):
     variant_run(tmp_path / "original", "ours_deterministic")
-    served = tmp_path / "served"
-    served.mkdir()
-    with tarfile.open(served / "bair_action_free_ours_deterministic_l1.tar.gz", "w:gz") as archive:
+    archive = tmp_path / "archive.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
         for name in sorted(os.listdir(tmp_path / "original")):
-            archive.add(tmp_path / "original" / name, arcname=name)
-    server = _serve(served)
+            tar.add(tmp_path / "original" / name, arcname=name)
+    path = "/bair_action_free_ours_deterministic_l1.tar.gz"  # ours_deterministic is the original's alias of _l1
     out = tmp_path / "pretrained"
     model_dir = out / "bair_action_free" / "ours_deterministic"
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}"
-        result = _download("bair_action_free", "ours_deterministic", "--output_dir", str(out), "--base_url", url)
+    with FileServer({path: archive.read_bytes()}, cut_once={path}) as server:  # the first transfer drops
+        result = _download("bair_action_free", "ours_deterministic", "--output_dir", str(out),
+                           "--base_url", server.url)
         assert result.returncode == 0, result.stderr
+        assert [rng for _, rng in server.requests][-1] is not None  # resumed with a Range request
         assert (model_dir / "tf1" / "model-1234.index").exists()
         assert not (model_dir / "bair_action_free_ours_deterministic_l1.tar.gz").exists()
         assert training.latest_checkpoint(str(model_dir)).endswith("ckpt-1234")
-        assert training.read_run_config(str(model_dir))[0]["model"] == "savp"
         # without conversion: the command to run is printed instead
         other = pretrained.download_model("bair_action_free", "ours_deterministic_l1", str(tmp_path / "other"),
-                                          base_url=url, convert=False, progress=False)
+                                          base_url=server.url, convert=False, progress=False)
         assert training.latest_checkpoint(other) is None
         assert "convert_savp_checkpoint.py --checkpoint" in capsys.readouterr().out
-    finally:
-        server.shutdown()
-    # a second run finds both steps done (the server is gone: nothing is fetched)
-    pretrained.download_model("bair_action_free", "ours_deterministic", str(out), base_url=url, progress=False)
-    assert "already holds the converted checkpoint" in capsys.readouterr().out
+        requests = len(server.requests)
+        # a second run finds both steps done and fetches nothing
+        pretrained.download_model("bair_action_free", "ours_deterministic", str(out), base_url=server.url,
+                                  progress=False)
+        assert "already holds the converted checkpoint" in capsys.readouterr().out
+        assert len(server.requests) == requests
+    # evaluate.py / generate.py --checkpoint: the run loads with BAIR records (frames scaled to 32x32)
+    _bair_test_records(tmp_path / "bair")
+    model, dataset, options = training.load_model_and_dataset(str(model_dir), input_dir=str(tmp_path / "bair"))
+    assert options["dataset"] == "bair" and dataset.hparams.scale_size == SIZE
+    batch = training.first_batch(dataset, 1)
+    assert model.generate(batch, num_samples=1).shape == (1, 1, 4, SIZE, SIZE, CHANNELS)
     bad = _download("bair_action_free", "ours_vea")
     assert bad.returncode != 0 and "ours_vae_l1" in bad.stderr and "ours_vea" in bad.stderr
     bad = _download("bair_free", "ours_savp")
