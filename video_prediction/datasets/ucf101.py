@@ -1,4 +1,4 @@
-"""UCF101 in the original's VarLen record layout (reader only).
+"""UCF101 in the original's VarLen record layout: reader and converter.
 
 specs/savp.md §2.4: one ``tf.train.Example`` per video with ``sequence_length``,
 ``height``, ``width``, ``channels`` and ``images/encoded`` (one JPEG per frame,
@@ -7,11 +7,26 @@ Defaults ``context_frames=4, sequence_length=8``.  ``random_crop_size=S``
 crops every frame of a video to the same random S x S window (in every mode,
 as the original); ``crop_size``/``scale_size`` are not supported, as in the
 original.
+
+:func:`write_ucf101_records` converts the videos (``<root>/<class>/v_*.avi``)
+with the split lists (``trainlist0*.txt``, ``testlist0*.txt``) as the
+original's converter: frames decoded by ffmpeg (resized to 320x240 with
+bilinear interpolation when needed), JPEG quality 95, one record per video,
+128 per file; train/val 95/5 from a fixed-seed shuffle of the train lists (the
+original's was unseeded); test_mathieu every 10th video of ``testlist01.txt``.
+UCF101 itself comes as a RAR archive, which is not unpacked here.
 """
 
+import glob
+import io
+import os
+
+import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from video_prediction.datasets.base import VarLenFeatureVideoDataset
+from video_prediction.datasets.record_writing import ffmpeg_executable, write_splits
 from video_prediction.datasets.video_dataset import count_from_range_names
 
 
@@ -61,3 +76,90 @@ class UCF101VideoDataset(VarLenFeatureVideoDataset):
         """From the ``sequence_<first>_to_<last>`` file names (as the original), else by counting records."""
         count = count_from_range_names(self.filenames, "sequence")
         return count if count is not None else super().num_examples_per_epoch()
+
+
+# -- conversion ------------------------------------------------------------------------------------
+
+#: Frame size of the records (the original resizes other sizes with bilinear interpolation).
+UCF101_FRAME_SIZE = (240, 320)
+UCF101_SPLIT_SEED = 0
+UCF101_TRAIN_FRACTION = 0.95
+#: Mathieu et al.'s test subset: every 10th video of testlist01.
+MATHIEU_STRIDE = 10
+
+
+def read_list_files(paths):
+    """Video paths (first column) of UCF101 ``trainlist*.txt`` / ``testlist*.txt`` files, in file order."""
+    names = []
+    for path in sorted(paths):
+        with open(path) as f:
+            names.extend(line.split()[0] for line in f if line.strip())
+    return names
+
+
+def partition_ucf101(video_root, lists_dir, seed=UCF101_SPLIT_SEED):
+    """``{'train', 'val', 'test', 'test_mathieu'}`` -> video paths, with the original's rules.
+
+    train/val: the videos of every ``trainlist*.txt`` shuffled (fixed seed; the
+    original's shuffle was unseeded) and split 95/5; test: every
+    ``testlist*.txt``; test_mathieu: every 10th video of ``testlist01.txt``.
+    """
+    train_lists = glob.glob(os.path.join(lists_dir, "trainlist*.txt"))
+    test_lists = glob.glob(os.path.join(lists_dir, "testlist*.txt"))
+    if not train_lists or not test_lists:
+        raise FileNotFoundError(f"{lists_dir} must hold the UCF101 trainlist*.txt and testlist*.txt files")
+    train = [os.path.join(video_root, name) for name in read_list_files(train_lists)]
+    test = [os.path.join(video_root, name) for name in read_list_files(test_lists)]
+    mathieu = [os.path.join(video_root, name)
+               for name in read_list_files([os.path.join(lists_dir, "testlist01.txt")])][::MATHIEU_STRIDE]
+    train = [train[i] for i in np.random.default_rng(seed).permutation(len(train))]
+    pivot = int(UCF101_TRAIN_FRACTION * len(train))
+    return {"train": train[:pivot], "val": train[pivot:], "test": test, "test_mathieu": mathieu}
+
+
+def read_video_frames(path):
+    """All frames of a video as uint8 ``[T, 240, 320, 3]`` RGB (ffmpeg of imageio-ffmpeg; bilinear resize)."""
+    import ffmpeg
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"UCF101 video {path} does not exist")
+    height, width = UCF101_FRAME_SIZE
+    stream = ffmpeg.input(path).output("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}",
+                                       sws_flags="bilinear", fps_mode="passthrough")
+    try:
+        data, _ = stream.run(cmd=ffmpeg_executable(), capture_stdout=True, capture_stderr=True)
+    except ffmpeg.Error as e:
+        message = (e.stderr or b"").decode(errors="replace").strip().splitlines()
+        raise ValueError(f"ffmpeg cannot decode {path}: {message[-1] if message else e}") from None
+    frames = np.frombuffer(data, np.uint8)
+    if frames.size == 0:
+        raise ValueError(f"ffmpeg decoded no frames from {path}")
+    return frames.reshape(-1, height, width, 3)
+
+
+def encode_jpeg(frame):
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="JPEG", quality=95)  # cv2.imencode's default quality
+    return buffer.getvalue()
+
+
+def write_ucf101_records(video_root, lists_dir, output_dir, seed=UCF101_SPLIT_SEED, sequences_per_file=128,
+                         progress=True):
+    """Convert UCF101 videos into ``<output_dir>/<split>/sequence_<first>_to_<last>.tfrecords``; returns the info.
+
+    One record per video with JPEG frames (the VarLen layout); finished splits
+    of an interrupted run are kept (see :mod:`~video_prediction.datasets.record_writing`).
+    """
+    from tqdm import tqdm
+
+    partition = partition_ucf101(video_root, lists_dir, seed)
+    settings = dict(dataset="ucf101", split_seed=seed, train_fraction=UCF101_TRAIN_FRACTION,
+                    sequences_per_file=sequences_per_file,
+                    videos={split: [os.path.relpath(p, video_root) for p in paths] for split, paths in partition.items()})
+
+    def videos_of(split):
+        return lambda: (read_video_frames(path)
+                        for path in tqdm(partition[split], desc=f"ucf101 {split}", disable=not progress))
+
+    return write_splits(output_dir, {split: videos_of(split) for split in partition}, settings, sequences_per_file,
+                        encode_frame=encode_jpeg)

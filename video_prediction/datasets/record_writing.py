@@ -1,0 +1,86 @@
+"""Writing the original's VarLen records from videos: shards, ``sequence_lengths.txt``, resumable splits.
+
+Shared by the KTH and UCF101 converters.  A split is written to
+``<split>.tmp`` and renamed when complete; a marker with the settings it was
+written with lets a rerun after an interruption skip finished splits, and
+``dataset_info.json`` (written last) marks the whole output as finished.
+"""
+
+import json
+import os
+import shutil
+
+from video_prediction.datasets.base import varlen_example, write_tfrecord_shards
+
+
+def ffmpeg_executable():
+    """The ffmpeg binary that the imageio-ffmpeg wheel ships (no system ffmpeg needed)."""
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def write_split(split_dir, sequences, sequences_per_file=128, encode_frame=None):
+    """Write ``sequence_<first>_to_<last>.tfrecords`` shards and ``sequence_lengths.txt``; returns the count.
+
+    ``sequences`` yields uint8 ``[T, H, W, C]`` videos; ``encode_frame`` (e.g.
+    JPEG) replaces the raw bytes of each frame.
+    """
+    tmp = split_dir + ".tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    lengths = []
+
+    def examples():
+        for frames in sequences:
+            lengths.append(len(frames))
+            encoded = [encode_frame(frame) for frame in frames] if encode_frame else None
+            yield varlen_example(frames, encoded_frames=encoded)
+
+    for path in write_tfrecord_shards(tmp, examples(), sequences_per_file, prefix="sequence"):
+        os.replace(path, path + "s")  # the original's shards end in .tfrecords
+    with open(os.path.join(tmp, "sequence_lengths.txt"), "w") as f:
+        f.writelines(f"{length}\n" for length in lengths)
+    shutil.rmtree(split_dir, ignore_errors=True)
+    os.replace(tmp, split_dir)
+    return len(lengths)
+
+
+def _same(saved, settings):
+    return {key: saved.get(key) for key in settings} == json.loads(json.dumps(settings))
+
+
+def write_splits(output_dir, splits, settings, sequences_per_file=128, encode_frame=None):
+    """Write every split of ``splits`` (``{name: callable returning its videos}``); returns the dataset info.
+
+    ``settings`` (JSON-able) describe how the data was made; an output whose
+    ``dataset_info.json`` holds the same settings is left alone.
+    """
+    info_path = os.path.join(output_dir, "dataset_info.json")
+    if os.path.exists(info_path):
+        with open(info_path) as f:
+            info = json.load(f)
+        if _same(info, settings):
+            print(f"{output_dir} already holds these records; nothing to do")
+            return info
+        os.remove(info_path)
+    counts = {}
+    for split, videos in splits.items():
+        split_dir = os.path.join(output_dir, split)
+        marker = os.path.join(output_dir, f".{split}_settings.json")
+        if os.path.exists(marker) and os.path.isdir(split_dir):
+            with open(marker) as f:
+                if _same(json.load(f), settings):
+                    with open(os.path.join(split_dir, "sequence_lengths.txt")) as lengths:
+                        counts[split] = sum(1 for line in lengths if line.strip())
+                    continue
+        counts[split] = write_split(split_dir, videos(), sequences_per_file, encode_frame)
+        with open(marker, "w") as f:
+            json.dump(settings, f)
+    info = dict(settings, num_examples=counts)
+    with open(info_path + ".tmp", "w") as f:
+        json.dump(info, f, indent=2, sort_keys=True)
+    os.replace(info_path + ".tmp", info_path)
+    for split in splits:
+        os.remove(os.path.join(output_dir, f".{split}_settings.json"))
+    return info
