@@ -269,7 +269,7 @@ def test_gate_order_and_forget_bias_match_tf1(tmp_path):
 
 
 def test_converted_run_generates(tmp_path):
-    variant_run(tmp_path / "original", "ours_savp")
+    variant_run(tmp_path / "original", "ours_vae")
     script = os.path.join(ROOT, "pretrained_models", "convert_savp_checkpoint.py")
     result = subprocess.run([sys.executable, script, "--checkpoint", str(tmp_path / "original" / "model-1234"),
                              "--output_dir", str(tmp_path / "run"), "--image_shape", f"{SIZE},{SIZE},{CHANNELS}"],
