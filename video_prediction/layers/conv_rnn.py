@@ -29,8 +29,11 @@ def _pair(value):
 
 
 class _ConvRNNCellBase(keras.layers.Layer):
-    def __init__(self, filters, kernel_size=(5, 5), norm_layer="instance", non_spatial_units=None, **kwargs):
+    def __init__(self, filters, kernel_size=(5, 5), norm_layer="instance", non_spatial_units=None,
+                 kernel_initializer=None, **kwargs):
         super().__init__(**kwargs)
+        # None: SAVP's truncated normal (stddev 0.02); Finn et al.'s cell (SV2P, SNA) uses slim's glorot uniform.
+        self.kernel_initializer = kernel_initializer
         self.filters = int(filters)
         self.non_spatial_units = non_spatial_units
         self.kernel_size = _pair(kernel_size)
@@ -43,7 +46,7 @@ class _ConvRNNCellBase(keras.layers.Layer):
     def _conv_weights(self, name, in_channels, out_channels, bias_initializer="zeros"):
         kernel = self.add_weight(
             name=f"{name}kernel", shape=self.kernel_size + (in_channels, out_channels),
-            initializer=kernel_initializer(),
+            initializer=self.kernel_initializer or kernel_initializer(),
         )
         bias = None
         if not self.normalized:
@@ -66,7 +69,7 @@ class _ConvRNNCellBase(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(filters=self.filters, kernel_size=self.kernel_size, norm_layer=self.norm_layer,
-                      non_spatial_units=self.non_spatial_units)
+                      non_spatial_units=self.non_spatial_units, kernel_initializer=self.kernel_initializer)
         return config
 
 

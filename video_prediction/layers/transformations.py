@@ -1,7 +1,9 @@
 """Pixel transformations of the SAVP generator: CDNA, DNA and flow (specs/savp.md §3.5 step 5, §8.3).
 
 * CDNA: one kxk kernel per (sample, transformation), shared by every colour
-  channel, applied with SYMMETRIC padding (mirror including the edge pixel).
+  channel, applied with SYMMETRIC padding (mirror including the edge pixel) as
+  SAVP does, or with zeros (``padding="CONSTANT"``) as Finn et al.'s model that
+  SV2P and SNA use.
 * DNA: one kxk kernel per (sample, pixel, transformation), same padding.
 * Kernels get the identity kernel added and are normalised with
   ``relu(k - 1e-12) + 1e-12`` then divided by their sum (:func:`normalize_kernels`).
@@ -38,17 +40,22 @@ def normalize_kernels(kernels, spatial_axes):
     return kernels / tf.reduce_sum(kernels, axis=spatial_axes, keepdims=True)
 
 
-def symmetric_same_pad(image, kernel_size, dilation_rate=(1, 1)):
-    """Pad ``[B, H, W, C]`` for a SAME kxk (dilated) window with SYMMETRIC (edge-including mirror) padding."""
+PADDINGS = ("SYMMETRIC", "CONSTANT")
+
+
+def symmetric_same_pad(image, kernel_size, dilation_rate=(1, 1), mode="SYMMETRIC"):
+    """Pad ``[B, H, W, C]`` for a SAME kxk (dilated) window: SYMMETRIC (edge-including mirror) or zeros."""
+    if mode not in PADDINGS:
+        raise ValueError(f"unknown padding {mode!r}; valid: {', '.join(PADDINGS)}")
     paddings = [[0, 0]]
     for k, rate in zip(kernel_size, dilation_rate):
         total = (k - 1) * rate
         paddings.append([total // 2, total - total // 2])
     paddings.append([0, 0])
-    return tf.pad(image, paddings, mode="SYMMETRIC")
+    return tf.pad(image, paddings, mode=mode)
 
 
-def apply_cdna_kernels(image, kernels, dilation_rate=(1, 1)):
+def apply_cdna_kernels(image, kernels, dilation_rate=(1, 1), padding="SYMMETRIC"):
     """Per-sample convolution of every channel of ``image`` [B, H, W, C] with ``kernels`` [B, kh, kw, N].
 
     Returns a list of N images [B, H, W, C].
@@ -56,7 +63,7 @@ def apply_cdna_kernels(image, kernels, dilation_rate=(1, 1)):
     kh, kw, num = kernels.shape[1], kernels.shape[2], kernels.shape[3]
     batch = tf.shape(image)[0]
     height, width, channels = image.shape[1], image.shape[2], image.shape[3]
-    padded = symmetric_same_pad(image, (kh, kw), dilation_rate)
+    padded = symmetric_same_pad(image, (kh, kw), dilation_rate, padding)
     # Colour channels become the batch and samples become depthwise channels, so
     # one depthwise conv applies a different kernel to every sample.
     depthwise_kernels = tf.reshape(tf.transpose(kernels, [1, 2, 0, 3]), [kh, kw, batch, num])
@@ -69,12 +76,12 @@ def apply_cdna_kernels(image, kernels, dilation_rate=(1, 1)):
     return tf.unstack(outputs, num=num, axis=0)
 
 
-def apply_dna_kernels(image, kernels, dilation_rate=(1, 1)):
+def apply_dna_kernels(image, kernels, dilation_rate=(1, 1), padding="SYMMETRIC"):
     """Per-pixel convolution: ``image`` [B, H, W, C], ``kernels`` [B, H, W, kh, kw, N] -> N images."""
     kh, kw, num = kernels.shape[3], kernels.shape[4], kernels.shape[5]
     shape = tf.shape(image)
     channels = image.shape[3]
-    padded = symmetric_same_pad(image, (kh, kw), dilation_rate)
+    padded = symmetric_same_pad(image, (kh, kw), dilation_rate, padding)
     patches = tf.image.extract_patches(
         padded, sizes=[1, kh, kw, 1], strides=[1, 1, 1, 1], rates=[1, *dilation_rate, 1], padding="VALID"
     )  # [B, H, W, kh*kw*C], ordered (kh, kw, C)
@@ -117,10 +124,10 @@ def apply_flows(image, flows):
     return [image_warp(image, flow) for flow in tf.unstack(flows, axis=-1)]
 
 
-def apply_kernels(image, kernels, dilation_rate=(1, 1)):
+def apply_kernels(image, kernels, dilation_rate=(1, 1), padding="SYMMETRIC"):
     """CDNA (4-D kernels) or DNA (6-D kernels) transformation of ``image`` -> list of images."""
     if len(kernels.shape) == 4:
-        return apply_cdna_kernels(image, kernels, dilation_rate)
+        return apply_cdna_kernels(image, kernels, dilation_rate, padding)
     if len(kernels.shape) == 6:
-        return apply_dna_kernels(image, kernels, dilation_rate)
+        return apply_dna_kernels(image, kernels, dilation_rate, padding)
     raise ValueError(f"kernels must be 4-D (CDNA) or 6-D (DNA), got shape {kernels.shape}")

@@ -9,6 +9,8 @@ _MODELS = {
     "repeat": "video_prediction.models.non_trainable:RepeatVideoPredictionModel",
     "savp": "video_prediction.models.savp:SAVPVideoPredictionModel",
     "mspred": "video_prediction.models.mspred:MSPredVideoPredictionModel",
+    "sv2p": "video_prediction.models.sv2p:SV2PVideoPredictionModel",
+    "sna": "video_prediction.models.sna:SNAVideoPredictionModel",
 }
 
 

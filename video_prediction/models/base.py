@@ -15,8 +15,9 @@ one optimizer; GAN families override ``make_optimizers`` and ``train_step``).
 import keras
 import tensorflow as tf
 
+from video_prediction import losses as vp_losses
 from video_prediction.hparams import resolve_hparams
-from video_prediction.schedules import SAVPLearningRate
+from video_prediction.schedules import SAVPLearningRate, kl_weight_schedule
 
 
 def num_replicas():
@@ -253,3 +254,144 @@ class VideoPredictionModel(BaseVideoPredictionModel):
         losses = self.generator_losses(batch, outputs)
         loss = tf.add_n(list(losses.values()))
         return self.report(dict(losses, loss=loss))
+
+
+def swap_batch_time(x):
+    """Swap the first two axes ([B, T, ...] <-> [T, B, ...])."""
+    x = tf.convert_to_tensor(x)
+    return tf.transpose(x, [1, 0] + list(range(2, len(x.shape))))
+
+
+def unroll_remaining_steps(step_fn, first_outputs, state, num_steps, static_steps=None):
+    """Finish an unroll whose step 0 the caller has run; returns every step's outputs stacked time-major.
+
+    ``step_fn(t, state) -> (outputs, new_state)`` runs steps ``1 .. num_steps - 1``.
+    Callers run step 0 themselves (inside their layer's name scope) so that
+    every sub-layer creates its weights there.  With ``static_steps`` (a Python
+    int) the steps are unrolled in Python (one graph copy per step, needs a fixed
+    length); with ``None`` a ``tf.while_loop`` runs any ``num_steps`` (a tensor).
+    """
+    if static_steps is not None:
+        per_step = [first_outputs]
+        for t in range(1, static_steps):
+            outputs, state = step_fn(tf.constant(t), state)
+            per_step.append(outputs)
+        return {key: tf.stack([o[key] for o in per_step]) for key in first_outputs}
+    arrays = {
+        key: tf.TensorArray(value.dtype, size=num_steps, element_shape=value.shape).write(0, value)
+        for key, value in first_outputs.items()
+    }
+
+    def body(t, state, arrays):
+        outputs, state = step_fn(t, state)
+        return t + 1, state, {key: arrays[key].write(t, outputs[key]) for key in arrays}
+
+    _, _, arrays = tf.while_loop(lambda t, *_: t < num_steps, body, (tf.constant(1), state, arrays))
+    return {key: array.stack() for key, array in arrays.items()}
+
+
+# Hparams of the original's VideoPredictionModel (specs/savp.md §3.2) beyond those of
+# VideoPredictionModel above; weights of terms a model cannot produce must stay 0.
+SAVP_FAMILY_LOSS_HPARAMS = dict(
+    vgg_cdist_weight=0.0,  # must stay 0: the VGG metric was removed at HEAD
+    feature_l2_weight=0.0,
+    ae_l2_weight=0.0,
+    state_weight=0.0,
+    tv_weight=0.0,
+    image_sn_gan_weight=0.0,
+    image_sn_vae_gan_weight=0.0,
+    images_sn_gan_weight=0.0,
+    images_sn_vae_gan_weight=0.0,
+    video_sn_gan_weight=0.0,
+    video_sn_vae_gan_weight=0.0,
+    gan_feature_l2_weight=0.0,
+    gan_feature_cdist_weight=0.0,
+    vae_gan_feature_l2_weight=0.0,
+    vae_gan_feature_cdist_weight=0.0,
+    gan_loss_type="LSGAN",
+    joint_gan_optimization=False,
+    kl_weight=0.0,
+    kl_anneal="linear",
+    kl_anneal_k=-1.0,
+    kl_anneal_steps=(50000, 100000),
+    z_l1_weight=0.0,  # unused, as in the original
+)
+
+
+class SAVPFamilyModel(VideoPredictionModel):
+    """The models of the SAVP repository (``savp``, ``sv2p``, ``sna``): the original
+    ``VideoPredictionModel``'s full hparams (specs/savp.md §3.2) and generator losses.
+
+    ``generator_losses`` follows the original's ``generator_loss_fn``: L1/L2 (and
+    states, flow TV) on the posterior path (``*_enc`` outputs) when the model
+    has one, else on ``gen_images``; KL of ``zs_mu``/``zs_log_sigma_sq`` (against
+    ``zs_*_prior`` when given) with the annealed weight.
+    """
+
+    #: Loss-weight hparams this family has no output for; they must stay 0.
+    unsupported_weights = ("vgg_cdist_weight", "feature_l2_weight", "ae_l2_weight")
+
+    def __init__(self, hparams_dict=None, hparams=None, name=None, **kwargs):
+        super().__init__(hparams_dict=hparams_dict, hparams=hparams, name=name, **kwargs)
+        hp = self.hparams
+        for key in self.unsupported_weights:
+            if getattr(hp, key):
+                raise ValueError(f"{key} must be 0 for {type(self).__name__} (the model has no output for it)")
+        if hp.kl_anneal not in ("none", "sigmoid", "linear"):
+            raise ValueError(f"unknown kl_anneal {hp.kl_anneal!r}; valid: none, sigmoid, linear")
+
+    @classmethod
+    def default_hparams(cls):
+        hparams = super().default_hparams()
+        hparams.update(SAVP_FAMILY_LOSS_HPARAMS)
+        return hparams
+
+    def current_kl_weight(self):
+        hp = self.hparams
+        return kl_weight_schedule(self.global_step, hp.kl_weight, hp.kl_anneal, hp.kl_anneal_k, hp.kl_anneal_steps)
+
+    def generator_losses(self, batch, outputs):
+        """Non-adversarial weighted terms (reconstruction on the posterior path when it exists, state, TV, KL)."""
+        hp = self.hparams
+        suffix = "_enc" if "gen_images_enc" in outputs else ""
+        targets = batch["images"][:, 1:]
+        gen_images = outputs["gen_images" + suffix]
+        losses = {}
+        if hp.l1_weight:
+            losses["gen_l1_loss"] = hp.l1_weight * vp_losses.l1_loss(gen_images, targets)
+        if hp.l2_weight:
+            losses["gen_l2_loss"] = hp.l2_weight * vp_losses.l2_loss(gen_images, targets)
+        if hp.state_weight:
+            if "states" not in batch:
+                raise ValueError("state_weight > 0 needs 'states' in the batch (e.g. --dataset_hparams use_state=True)")
+            losses["gen_state_loss"] = hp.state_weight * vp_losses.l2_loss(
+                outputs["gen_states" + suffix], batch["states"][:, 1:])
+        if hp.tv_weight:
+            flows = outputs["gen_flows" + suffix]  # [B, T-1, H, W, 2, N]
+            diff_y = flows[:, :, 1:] - flows[:, :, :-1]
+            diff_x = flows[:, :, :, 1:] - flows[:, :, :, :-1]
+            # sum over the flow components and transformations, mean over the rest (as the original)
+            tv = (tf.reduce_mean(tf.reduce_sum(tf.abs(diff_y), axis=(-2, -1)))
+                  + tf.reduce_mean(tf.reduce_sum(tf.abs(diff_x), axis=(-2, -1))))
+            losses["gen_tv_loss"] = hp.tv_weight * tv
+        if hp.kl_weight:
+            kl = vp_losses.kl_loss(outputs["zs_mu"], outputs["zs_log_sigma_sq"],
+                                   outputs.get("zs_mu_prior"), outputs.get("zs_log_sigma_sq_prior"))
+            losses["gen_kl_loss"] = self.current_kl_weight() * kl
+        return losses
+
+    def generator_loss_names(self):
+        """Names of the terms ``generator_losses`` returns with these hparams."""
+        hp = self.hparams
+        return [name for key, name in (("l1_weight", "gen_l1_loss"), ("l2_weight", "gen_l2_loss"),
+                                       ("state_weight", "gen_state_loss"), ("tv_weight", "gen_tv_loss"),
+                                       ("kl_weight", "gen_kl_loss")) if getattr(hp, key)]
+
+    def loss_names(self):
+        return ["loss"] + self.generator_loss_names() + (["kl_weight"] if self.hparams.kl_weight else [])
+
+    def report(self, values):
+        """As the base class, plus the current KL weight when the model anneals one."""
+        if self.hparams.kl_weight and "kl_weight" not in values:
+            values = dict(values, kl_weight=self.current_kl_weight())
+        return super().report(values)

@@ -28,8 +28,8 @@ from video_prediction.layers.normalization import make_norm_layer
 from video_prediction.layers.resampling import Conv2D, kernel_initializer, make_downsample_layer, make_upsample_layer
 from video_prediction.layers.spectral_norm import SNConv, SNDense
 from video_prediction.layers.transformations import apply_flows, apply_kernels, identity_kernel, normalize_kernels
-from video_prediction.models.base import VideoPredictionModel, num_replicas
-from video_prediction.schedules import ground_truth_sampling_probability, kl_weight_schedule
+from video_prediction.models.base import SAVPFamilyModel, num_replicas, swap_batch_time, unroll_remaining_steps
+from video_prediction.schedules import ground_truth_sampling_probability
 
 # Keys of old model_hparams.json files that the original dropped silently (specs/savp.md §3.3).
 DEPRECATED_HPARAMS = (
@@ -579,7 +579,7 @@ def _random_clips(videos, clip_length):
 # ------------------------------------------------------------------------------------------------
 
 
-class SAVPVideoPredictionModel(VideoPredictionModel):
+class SAVPVideoPredictionModel(SAVPFamilyModel):
     """SAVP and its ablations (``ours_savp``, ``ours_gan``, ``ours_vae_*``, ``ours_deterministic_*``).
 
     ``call(batch, training)`` returns, batch-major:
@@ -633,31 +633,7 @@ class SAVPVideoPredictionModel(VideoPredictionModel):
     @classmethod
     def default_hparams(cls):
         hparams = super().default_hparams()
-        # Generic training hparams of the original's VideoPredictionModel (specs/savp.md §3.2).
-        hparams.update(
-            vgg_cdist_weight=0.0,  # must stay 0: the VGG metric was removed at HEAD
-            feature_l2_weight=0.0,  # must stay 0: SAVP outputs no features
-            ae_l2_weight=0.0,  # must stay 0: SAVP has no auto-encoder output
-            state_weight=0.0,
-            tv_weight=0.0,
-            image_sn_gan_weight=0.0,
-            image_sn_vae_gan_weight=0.0,
-            images_sn_gan_weight=0.0,
-            images_sn_vae_gan_weight=0.0,
-            video_sn_gan_weight=0.0,
-            video_sn_vae_gan_weight=0.0,
-            gan_feature_l2_weight=0.0,
-            gan_feature_cdist_weight=0.0,
-            vae_gan_feature_l2_weight=0.0,
-            vae_gan_feature_cdist_weight=0.0,
-            gan_loss_type="LSGAN",
-            joint_gan_optimization=False,
-            kl_weight=0.0,
-            kl_anneal="linear",
-            kl_anneal_k=-1.0,
-            kl_anneal_steps=(50000, 100000),
-            z_l1_weight=0.0,  # unused, as in the original
-        )
+        # The generic hparams of the original's VideoPredictionModel (§3.2) come from SAVPFamilyModel.
         # SAVP-specific hparams (specs/savp.md §3.3).
         hparams.update(
             l1_weight=1.0,
@@ -707,9 +683,6 @@ class SAVPVideoPredictionModel(VideoPredictionModel):
 
     def _check_hparams(self):
         hp = self.hparams
-        for key in ("vgg_cdist_weight", "feature_l2_weight", "ae_l2_weight"):
-            if getattr(hp, key):
-                raise ValueError(f"{key} must be 0 for savp (the original has no such output at HEAD)")
         if hp.gan_loss_type not in vp_losses.GAN_LOSS_TYPES:
             valid = ", ".join(vp_losses.GAN_LOSS_TYPES)
             raise ValueError(f"unknown gan_loss_type {hp.gan_loss_type!r}; valid: {valid}")
@@ -721,8 +694,6 @@ class SAVPVideoPredictionModel(VideoPredictionModel):
         if hp.schedule_sampling not in ("none", "inverse_sigmoid", "linear"):
             raise ValueError(
                 f"unknown schedule_sampling {hp.schedule_sampling!r}; valid: none, inverse_sigmoid, linear")
-        if hp.kl_anneal not in ("none", "sigmoid", "linear"):
-            raise ValueError(f"unknown kl_anneal {hp.kl_anneal!r}; valid: none, sigmoid, linear")
 
     @property
     def has_posterior(self):
@@ -801,24 +772,9 @@ class SAVPVideoPredictionModel(VideoPredictionModel):
             first_outputs, state = self.cell.step(tf.constant(0), step_inputs(0), state, context)
         static_steps = images.shape[0] - 1 if images.shape[0] is not None else None
         python_unroll = self.python_unroll_in_training if training else self.python_unroll_in_inference
-        if python_unroll and static_steps is not None:
-            per_step = [first_outputs]
-            for t in range(1, static_steps):
-                outputs, state = self.cell.step(tf.constant(t), step_inputs(t), state, context)
-                per_step.append(outputs)
-            outputs = {key: tf.stack([o[key] for o in per_step]) for key in first_outputs}
-            return self._with_sampling_mean(outputs, ground_truth, num_steps, batch_size)
-        arrays = {
-            key: tf.TensorArray(value.dtype, size=num_steps, element_shape=value.shape).write(0, value)
-            for key, value in first_outputs.items()
-        }
-
-        def body(t, state, arrays):
-            outputs, state = self.cell.step(t, step_inputs(t), state, context)
-            return t + 1, state, {key: arrays[key].write(t, outputs[key]) for key in arrays}
-
-        _, _, arrays = tf.while_loop(lambda t, *_: t < num_steps, body, (tf.constant(1), state, arrays))
-        outputs = {key: array.stack() for key, array in arrays.items()}
+        outputs = unroll_remaining_steps(
+            lambda t, state: self.cell.step(t, step_inputs(t), state, context), first_outputs, state, num_steps,
+            static_steps if python_unroll else None)
         return self._with_sampling_mean(outputs, ground_truth, num_steps, batch_size)
 
     def _with_sampling_mean(self, outputs, ground_truth, num_steps, batch_size):
@@ -833,7 +789,7 @@ class SAVPVideoPredictionModel(VideoPredictionModel):
         hp = self.hparams
         if self.cell is None:
             self._build_generator({key: tuple(value.shape) for key, value in batch.items()})
-        time_major = {key: _to_time_major(batch[key]) for key in ("images", "actions", "states") if key in batch}
+        time_major = {key: swap_batch_time(batch[key]) for key in ("images", "actions", "states") if key in batch}
         images = time_major["images"]
         num_steps = tf.shape(images)[0] - 1
         batch_size = tf.shape(images)[1]
@@ -861,7 +817,7 @@ class SAVPVideoPredictionModel(VideoPredictionModel):
                 enc = self._unroll(time_major, zs_posterior, training)
                 outputs.update({f"{key}_enc": value for key, value in enc.items()})
             outputs.update(self._unroll(time_major, zs_prior, training))
-        return {key: (value if len(value.shape) < 2 else _to_time_major(value)) for key, value in outputs.items()}
+        return {key: (value if len(value.shape) < 2 else swap_batch_time(value)) for key, value in outputs.items()}
 
     def build(self, input_shape):
         """Create the generator's layers for a batch of these shapes (keys and image size matter)."""
@@ -958,46 +914,9 @@ class SAVPVideoPredictionModel(VideoPredictionModel):
 
     # -- losses ----------------------------------------------------------------------------------
 
-    def current_kl_weight(self):
-        hp = self.hparams
-        return kl_weight_schedule(self.global_step, hp.kl_weight, hp.kl_anneal, hp.kl_anneal_k, hp.kl_anneal_steps)
-
-    def generator_losses(self, batch, outputs):
-        """Non-adversarial weighted terms (reconstruction on the posterior path when it exists, state, TV, KL)."""
-        hp = self.hparams
-        suffix = "_enc" if "gen_images_enc" in outputs else ""
-        targets = batch["images"][:, 1:]
-        gen_images = outputs["gen_images" + suffix]
-        losses = {}
-        if hp.l1_weight:
-            losses["gen_l1_loss"] = hp.l1_weight * vp_losses.l1_loss(gen_images, targets)
-        if hp.l2_weight:
-            losses["gen_l2_loss"] = hp.l2_weight * vp_losses.l2_loss(gen_images, targets)
-        if hp.state_weight:
-            losses["gen_state_loss"] = hp.state_weight * vp_losses.l2_loss(
-                outputs["gen_states" + suffix], batch["states"][:, 1:])
-        if hp.tv_weight:
-            flows = outputs["gen_flows" + suffix]  # [B, T-1, H, W, 2, N]
-            diff_y = flows[:, :, 1:] - flows[:, :, :-1]
-            diff_x = flows[:, :, :, 1:] - flows[:, :, :, :-1]
-            # sum over the flow components and transformations, mean over the rest (as the original)
-            tv = (tf.reduce_mean(tf.reduce_sum(tf.abs(diff_y), axis=(-2, -1)))
-                  + tf.reduce_mean(tf.reduce_sum(tf.abs(diff_x), axis=(-2, -1))))
-            losses["gen_tv_loss"] = hp.tv_weight * tv
-        if hp.kl_weight:
-            kl = vp_losses.kl_loss(outputs["zs_mu"], outputs["zs_log_sigma_sq"],
-                                   outputs.get("zs_mu_prior"), outputs.get("zs_log_sigma_sq_prior"))
-            losses["gen_kl_loss"] = self.current_kl_weight() * kl
-        return losses
-
     def loss_names(self):
         hp = self.hparams
-        names = ["loss", "g_loss"]
-        for key, name in (("l1_weight", "gen_l1_loss"), ("l2_weight", "gen_l2_loss"),
-                          ("state_weight", "gen_state_loss"), ("tv_weight", "gen_tv_loss"),
-                          ("kl_weight", "gen_kl_loss")):
-            if getattr(hp, key):
-                names.append(name)
+        names = ["loss", "g_loss"] + self.generator_loss_names()
         g_names, d_names = self._adversarial_loss_names()
         names += g_names
         if d_names:
@@ -1069,24 +988,13 @@ class SAVPVideoPredictionModel(VideoPredictionModel):
         self.optimizer.apply(g_gradients, g_variables)
         self.global_step.assign_add(1)
         report.update(g_losses, g_loss=g_loss, loss=g_loss + report.get("d_loss", 0.0))
-        if hp.kl_weight:
-            report["kl_weight"] = self.current_kl_weight()
         return self.report(report)
 
     def test_step(self, batch):
         outputs = self(batch, training=False)
         losses = self.generator_losses(batch, outputs)
         loss = tf.add_n(list(losses.values()))
-        report = dict(losses, loss=loss, g_loss=loss)
-        if self.hparams.kl_weight:
-            report["kl_weight"] = self.current_kl_weight()
-        return self.report(report)
-
-
-def _to_time_major(x):
-    """Swap the first two axes ([B, T, ...] <-> [T, B, ...])."""
-    x = tf.convert_to_tensor(x)
-    return tf.transpose(x, [1, 0] + list(range(2, len(x.shape))))
+        return self.report(dict(losses, loss=loss, g_loss=loss))
 
 
 def _merge_batch_time(x):
