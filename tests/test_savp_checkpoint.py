@@ -45,22 +45,26 @@ DATASET_HPARAMS = dict(context_frames=2, sequence_length=6, scale_size=SIZE, tim
 
 
 def original_shapes(nz, encoder=True, gan=False, vae_gan=False, cell=CELL, old_discriminators=False,
-                    action_dim=0, state_dim=0):
+                    action_dim=0, state_dim=0, layer_norm=False):
     """{name: shape} of a tiny SAVP (32x32 frames, 3 channels) as the original names its variables."""
     shapes = {"global_step": ()}
     cond = action_dim + state_dim + nz  # tiled into every conv and conv-LSTM input
+    norm_scope = "LayerNorm" if layer_norm else "InstanceNorm"  # contrib layer_norm / fused_instance_norm
 
     def conv(scope, op, k, cin, cout, norm=True, prefix=cell):
         shapes[f"{prefix}/{scope}/{op}/kernel"] = (k, k, cin, cout)
         shapes[f"{prefix}/{scope}/{op}/bias"] = (cout,)
         if norm:
-            shapes[f"{prefix}/{scope}/InstanceNorm/gamma"] = (cout,)
-            shapes[f"{prefix}/{scope}/InstanceNorm/beta"] = (cout,)
+            shapes[f"{prefix}/{scope}/{norm_scope}/gamma"] = (cout,)
+            shapes[f"{prefix}/{scope}/{norm_scope}/beta"] = (cout,)
 
     def conv_lstm(scope, cin, filters):
         p = f"{cell}/{scope}/basic_conv2dlstm_cell"
         shapes[f"{p}/kernel"] = (5, 5, cin + filters, 4 * filters)  # no bias: normalised gates
-        for norm, units in (("input_transform_forget_output", 4 * filters), ("state", filters)):
+        # layer norm: one norm per gate (separate_norms); instance norm: one over the 4F gates
+        gates = [("input", filters), ("transform", filters), ("forget", filters), ("output", filters)] \
+            if layer_norm else [("input_transform_forget_output", 4 * filters)]
+        for norm, units in gates + [("state", filters)]:
             shapes[f"{p}/{norm}/gamma"] = shapes[f"{p}/{norm}/beta"] = (units,)
 
     if nz:
@@ -209,6 +213,18 @@ def test_every_variable_lands_in_its_weight(tmp_path, variant):
     assert options["model"] == "savp" and options["image_shape"] == [SIZE, SIZE, CHANNELS]
     assert model_hparams["nz"] == VARIANTS[variant]["nz"]
     assert dataset_hparams["use_state"] == use_state
+
+
+def test_layer_norm_variables(tmp_path):
+    """norm_layer=conv_rnn_norm_layer='layer': LayerNorm scopes and one conv-LSTM norm per gate."""
+    hparams = dict(BASE_HPARAMS, nz=0, norm_layer="layer", conv_rnn_norm_layer="layer")
+    values = random_values(original_shapes(0, layer_norm=True), 6)
+    write_original_run(tmp_path / "original", values, hparams)
+    model = convert_checkpoint(tmp_path / "original", tmp_path / "run")
+    assert_every_value_landed_once(values, model)
+    np.testing.assert_array_equal(model.cell.lstm_h0.norm_forget.gamma.numpy(),
+                                  values[f"{CELL}/lstm_h0/basic_conv2dlstm_cell/forget/gamma"])
+    np.testing.assert_array_equal(model.cell.h1_norm.beta.numpy(), values[f"{CELL}/h1/LayerNorm/beta"])
 
 
 def test_old_checkpoint_names_and_deprecated_hparams(tmp_path, caplog):
