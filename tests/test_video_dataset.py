@@ -148,6 +148,14 @@ def test_ucf101_random_crop(tmp_path):
     windows = [(y, x) for y in range(9) for x in range(17)
                if np.allclose(full[:, y:y + 16, x:x + 16], batch, atol=1e-6)]
     assert len(windows) >= 1  # every frame cropped with the same window
+    # no stateful random op: training can checkpoint the input iterator and resume at the same batch
+    train = get_dataset_class("ucf101")(str(tmp_path), "test", seed=3, hparams="random_crop_size=16,force_time_shift=true")
+    iterator = iter(train.make_dataset(1))
+    saved = tf.train.Checkpoint(iterator=iterator).write(str(tmp_path / "ckpt" / "input"))
+    expected = next(iterator)["images"].numpy()
+    restored = iter(train.make_dataset(1))
+    tf.train.Checkpoint(iterator=restored).read(saved).assert_consumed()
+    np.testing.assert_array_equal(next(restored)["images"].numpy(), expected)
     with pytest.raises(ValueError, match=r"random_crop_size, not crop_size"):
         get_dataset_class("ucf101")(str(tmp_path), "test", hparams="crop_size=16")
     with pytest.raises(ValueError, match=r"random_crop_size=30 exceeds the 24x32 frames"):

@@ -61,14 +61,25 @@ class UCF101VideoDataset(VarLenFeatureVideoDataset):
         size = self.hparams.random_crop_size
         return (size, size, channels) if size else (height, width, channels)
 
+    def _frame_indices(self, length, seed):
+        # make_dataset calls decode() (and so preprocess_images) right after this, in the same traced
+        # function: the example's stateless seed pair is kept for the crop, so the pipeline has no stateful
+        # random op and its iterator can be checkpointed.
+        self._example_seed = seed
+        return super()._frame_indices(length, seed)
+
     def preprocess_images(self, images):
         images = super().preprocess_images(images)
         size = self.hparams.random_crop_size
         if size:
             height, width, channels = self.stored_image_shape
+            seed = getattr(self, "_example_seed", None)
+            if seed is None:
+                seed = tf.constant([self.seed or 0, 0], tf.int64)
+            top_seed, left_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 3)[1:])
             # One window per video; offsets inclusive of the last position (the original's excluded it).
-            top = tf.random.uniform([], 0, height - size + 1, dtype=tf.int32, seed=self.seed)
-            left = tf.random.uniform([], 0, width - size + 1, dtype=tf.int32, seed=self.seed)
+            top = tf.random.stateless_uniform([], top_seed, 0, height - size + 1, dtype=tf.int32)
+            left = tf.random.stateless_uniform([], left_seed, 0, width - size + 1, dtype=tf.int32)
             images = tf.reshape(images[:, top:top + size, left:left + size], [-1, size, size, channels])
         return images
 
