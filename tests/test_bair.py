@@ -210,3 +210,17 @@ def test_download_and_preprocess_end_to_end(tmp_path):
     videos, times = identify(batch["images"].numpy())
     np.testing.assert_array_equal(videos[:, 0], [256 % 256, 257 % 256])  # the val file's first videos
     np.testing.assert_array_equal(times, np.broadcast_to(np.arange(12), (2, 12)))
+
+
+def test_input_iterator_can_be_checkpointed(bair_dir, tmp_path):
+    root, _ = bair_dir
+    dataset = get_dataset_class("bair")(root, "train", seed=2, hparams="use_state=True")
+    iterator = iter(dataset.make_dataset(2))
+    next(iterator)
+    saved = tf.train.Checkpoint(iterator=iterator).write(str(tmp_path / "input"))
+    expected = next(iterator)
+    restored = iter(dataset.make_dataset(2))
+    tf.train.Checkpoint(iterator=restored).read(saved).assert_consumed()
+    batch = next(restored)
+    for key in ("images", "states", "actions"):
+        np.testing.assert_array_equal(batch[key].numpy(), expected[key].numpy())
