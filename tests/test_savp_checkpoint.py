@@ -153,7 +153,7 @@ def write_original_run(directory, values, model_hparams, dataset="bair", dataset
             json.dump(content, f)
 
 
-def variant_run(directory, variant, seed=0, cell=CELL, extra=None, use_state=False, **overrides):
+def variant_run(directory, variant, seed=0, cell=CELL, extra=None, use_state=False, dataset="bair", **overrides):
     """An original run of ``variant``; ``use_state``: action-conditioned BAIR (4-d actions, 3-d states)."""
     hparams = dict(BASE_HPARAMS, **VARIANTS[variant], **overrides)
     shapes = original_shapes(hparams["nz"], encoder=hparams.get("e_net") != "none",
@@ -162,7 +162,7 @@ def variant_run(directory, variant, seed=0, cell=CELL, extra=None, use_state=Fal
                              action_dim=4 if use_state else 0, state_dim=3 if use_state else 0)
     values = random_values(shapes, seed)
     write_original_run(directory, dict(with_adam_slots(values, seed + 1), **(extra or {})), hparams,
-                       dataset_hparams=dict(DATASET_HPARAMS, use_state=use_state))
+                       dataset=dataset, dataset_hparams=dict(DATASET_HPARAMS, use_state=use_state))
     return values
 
 
@@ -228,19 +228,22 @@ def test_layer_norm_variables(tmp_path):
 
 
 def test_old_checkpoint_names_and_deprecated_hparams(tmp_path, caplog):
-    """April-2018 layout: dna_cell, discriminator/video_sn_*, e_net='none', legacy discriminator keys."""
+    """2018 KTH ours_gan: dna_cell, discriminator/video_sn_*, e_net='none', legacy discriminator keys, the
+    metrics' VGG16 in the checkpoint, and RGB frames (the 2018 KTH preprocessing kept 3 channels)."""
     old_keys = dict(e_net="none", d_net="legacy", gan_weight=0.0, vae_gan_weight=0.0, num_gpus=1)
     metric_network = {"vgg/block1_conv1/kernel": np.ones((3, 3, 3, 2), np.float32)}  # built for vgg_* metrics
     values = variant_run(tmp_path / "original", "ours_gan", cell="generator/rnn/dna_cell", extra=metric_network,
-                         **old_keys)
+                         dataset="kth", **old_keys)
     with caplog.at_level("WARNING"):
         model = convert_checkpoint(tmp_path / "original", tmp_path / "run")
     assert_every_value_landed_once(values, model)
     assert model.encoder is None and not model.hparams.use_encoder
     np.testing.assert_array_equal(model.video_sn_discriminator.sn_conv2_1.bias.numpy(),
                                   values["discriminator/video_sn_conv2_1/conv3d/bias"])
-    for key in ("e_net", "d_net", "gan_weight", "num_gpus", "vgg/"):
+    for key in ("e_net", "d_net", "gan_weight", "num_gpus", "vgg/", "3-channel"):
         assert key in caplog.text
+    options = training.read_run_config(str(tmp_path / "run"))[0]
+    assert options["dataset"] == "kth" and options["image_shape"] == [SIZE, SIZE, CHANNELS]
     with pytest.raises(ConversionError, match="video_gan_weight"):
         translate_hparams(dict(video_gan_weight=1.0))
     with pytest.raises(ConversionError, match="e_net='legacy'"):

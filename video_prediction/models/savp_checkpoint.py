@@ -181,14 +181,24 @@ def read_original_run(prefix):
     return tuple(values)
 
 
-def original_image_shape(dataset_name, dataset_hparams):
-    """(H, W, C) of the frames the original model saw, from the dataset and its crop/scale hparams."""
+def original_image_shape(dataset_name, dataset_hparams, shapes=None):
+    """(H, W, C) of the frames the original model saw.
+
+    H, W: the dataset's stored size, or its crop/scale hparams.  C: from the
+    checkpoint's ``scratch_image`` kernel when there is one (the 2018 KTH
+    preprocessing kept 3 channels where the final one keeps 1), else the dataset's.
+    """
     if dataset_name not in ORIGINAL_IMAGE_SHAPES:
         raise ConversionError(f"unknown frame size for dataset {dataset_name!r}; pass --image_shape H,W,C")
     height, width, channels = ORIGINAL_IMAGE_SHAPES[dataset_name]
     size = dataset_hparams.get("scale_size") or dataset_hparams.get("crop_size") or 0
     if size:
         height = width = int(size)
+    for prefix in CELL_SCOPES:
+        kernel = (shapes or {}).get(f"{prefix}/scratch_image/conv2d/kernel")
+        if kernel is not None:
+            channels = int(kernel[-1])
+            break
     return height, width, channels
 
 
@@ -455,11 +465,15 @@ def convert_checkpoint(checkpoint, output_dir, image_shape=None):
             hparams[key] = dataset_hparams[key]
     original_dataset = options.get("dataset") or "bair"
     dataset_name = DATASET_NAMES.get(original_dataset, original_dataset)
-    if image_shape is None:
-        image_shape = original_image_shape(dataset_name, dataset_hparams)
-    image_shape = tuple(int(d) for d in image_shape)
     reader = tf.train.load_checkpoint(prefix)
     shapes = reader.get_variable_to_shape_map()
+    if image_shape is None:
+        image_shape = original_image_shape(dataset_name, dataset_hparams, shapes)
+        if image_shape[-1] != ORIGINAL_IMAGE_SHAPES[dataset_name][-1]:
+            notes.append(f"the model was trained on {image_shape[-1]}-channel frames where {dataset_name!r} records "
+                         f"hold {ORIGINAL_IMAGE_SHAPES[dataset_name][-1]} (e.g. KTH before the original's Nov 2018 "
+                         "preprocessing, which kept RGB); its input records need that many channels")
+    image_shape = tuple(int(d) for d in image_shape)
     action_dim, state_dim = _action_state_dims(shapes, dataset_hparams)
     try:
         model = build_model(hparams, image_shape, action_dim, state_dim)
