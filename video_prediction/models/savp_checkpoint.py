@@ -38,6 +38,12 @@ for ``savp_cell`` (the original's own restore alias), and the discriminator
 layouts of the 2018 code the pretrained models date from
 (``discriminator/video_sn_conv0_0/conv3d/{kernel,u,bias}``,
 ``discriminator_encoder/...`` for the VAE-GAN copy; see :func:`_discriminator_names`).
+Two facts from the original's issue tracker agree with this reading: the KTH
+``ours_gan`` checkpoint has no ``generator/encoder/*`` variables (#34: HEAD, which
+dropped ``e_net``, found ``generator/encoder/layer_3/InstanceNorm/beta``
+uninitialised), and the KTH checkpoints were trained on RGB frames (#22: their
+``masks`` kernel is ``[3, 3, 53, 7]``); the frame channels are therefore read
+from the checkpoint.
 """
 
 import glob
