@@ -161,3 +161,12 @@ def test_skip_existing_keeps_finished_files_and_file_urls_work(tmp_path):
     copy = download_file(archive.as_uri(), tmp_path / "copy.tar.gz", sha256=hashlib.sha256(archive.read_bytes())
                          .hexdigest(), progress=False)
     assert open(copy, "rb").read() == archive.read_bytes()
+
+
+def test_complete_part_of_a_killed_run_is_only_checked_and_renamed(tmp_path):
+    target = tmp_path / "file.bin"
+    (tmp_path / "file.bin.part").write_bytes(PAYLOAD)
+    with FileServer({"/file.bin": PAYLOAD}) as server:  # answers 416: nothing left to send
+        download_file(f"{server.url}/file.bin", target, sha256=SHA, progress=False)
+        assert server.requests == [("/file.bin", f"bytes={len(PAYLOAD)}-")]
+    assert target.read_bytes() == PAYLOAD and not (tmp_path / "file.bin.part").exists()
