@@ -16,7 +16,8 @@ converter
   variable: generator cell (``generator/rnn/savp_cell/...`` or, for older
   checkpoints, ``dna_cell``), posterior encoder, learned prior, both spectral-norm
   discriminators (prior path and the VAE-GAN copy) with their ``u`` vectors, and
-  ``global_step``.  Adam slots and ``beta*_power`` are skipped.  A checkpoint
+  ``global_step``.  Adam slots, ``beta*_power`` and the metrics' frozen VGG16
+  (``vgg/*``, in 2018 checkpoints) are skipped.  A checkpoint
   variable without a counterpart, a model weight without a checkpoint value and a
   shape mismatch are errors naming the variable;
 * writes ``options.json``, ``dataset_hparams.json``, ``model_hparams.json`` and a
@@ -238,7 +239,7 @@ class _VariableMap:
         if layer is None:
             return
         default = {InstanceNormalization: "InstanceNorm", LayerNormalization: "LayerNorm"}[type(layer)]
-        self.named_norm(prefixes, f"{scope}/{default}" if scope else default, layer)
+        self.named_norm(prefixes, f"{scope}/{default}", layer)
 
     def named_norm(self, prefixes, scope, layer):
         self.add(prefixes, f"{scope}/gamma", layer.gamma)
