@@ -16,7 +16,7 @@ from PIL import Image
 
 from local_http_server import FileServer
 from video_prediction.datasets import get_dataset_class
-from video_prediction.datasets.kth import (KTH_ACTIONS, KTH_META_ARCHIVE, download_and_preprocess_kth,
+from video_prediction.datasets.kth import (KTH_META_ARCHIVE, download_and_preprocess_kth,
                                            extract_video_frames, ffmpeg_executable, partition_videos,
                                            write_kth_records)
 
