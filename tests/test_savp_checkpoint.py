@@ -45,7 +45,7 @@ DATASET_HPARAMS = dict(context_frames=2, sequence_length=6, scale_size=SIZE, tim
 
 
 def original_shapes(nz, encoder=True, gan=False, vae_gan=False, cell=CELL, old_discriminators=False,
-                    action_dim=0, state_dim=0, layer_norm=False):
+                    action_dim=0, state_dim=0, layer_norm=False, encoder_rnn=False, learned_prior=False):
     """{name: shape} of a tiny SAVP (32x32 frames, 3 channels) as the original names its variables."""
     shapes = {"global_step": ()}
     cond = action_dim + state_dim + nz  # tiled into every conv and conv-LSTM input
@@ -87,11 +87,19 @@ def original_shapes(nz, encoder=True, gan=False, vae_gan=False, cell=CELL, old_d
     if state_dim:
         shapes[f"{cell}/state_pred/dense/kernel"] = (action_dim + state_dim, state_dim)
         shapes[f"{cell}/state_pred/dense/bias"] = (state_dim,)
-    if nz and encoder:
-        enc = "generator/encoder"
+    # posterior_fn (generator/encoder: [layer_4 dense + LSTM with use_e_rnn]) and prior_fn (learn_prior)
+    for wanted, enc, with_rnn in ((nz and encoder, "generator/encoder", encoder_rnn),
+                                  (nz and learned_prior, "generator/prior", True)):
+        if not wanted:
+            continue
         conv("layer_1", "conv2d", 4, 2 * CHANNELS + action_dim, NEF, norm=False, prefix=enc)
         conv("layer_2", "conv2d", 4, NEF, 2 * NEF, prefix=enc)
         conv("layer_3", "conv2d", 4, 2 * NEF, 4 * NEF, prefix=enc)
+        if with_rnn:
+            shapes[f"{enc}/layer_4/dense/kernel"] = (4 * NEF, 4 * NEF)
+            shapes[f"{enc}/layer_4/dense/bias"] = (4 * NEF,)
+            shapes[f"{enc}/lstm/rnn/basic_lstm_cell/kernel"] = (8 * NEF, 16 * NEF)  # contrib BasicLSTMCell
+            shapes[f"{enc}/lstm/rnn/basic_lstm_cell/bias"] = (16 * NEF,)
         for head in ("z_mu", "z_log_sigma_sq"):
             shapes[f"{enc}/{head}/dense/kernel"] = (4 * NEF, nz)
             shapes[f"{enc}/{head}/dense/bias"] = (nz,)
@@ -215,16 +223,22 @@ def test_every_variable_lands_in_its_weight(tmp_path, variant):
     assert dataset_hparams["use_state"] == use_state
 
 
-def test_layer_norm_variables(tmp_path):
-    """norm_layer=conv_rnn_norm_layer='layer': LayerNorm scopes and one conv-LSTM norm per gate."""
-    hparams = dict(BASE_HPARAMS, nz=0, norm_layer="layer", conv_rnn_norm_layer="layer")
-    values = random_values(original_shapes(0, layer_norm=True), 6)
+def test_layer_norm_learned_prior_and_encoder_rnn(tmp_path):
+    """norm_layer='layer' (LayerNorm scopes, one conv-LSTM norm per gate), learn_prior, use_e_rnn."""
+    nz = 3
+    hparams = dict(BASE_HPARAMS, nz=nz, kl_weight=0.001, norm_layer="layer", conv_rnn_norm_layer="layer",
+                   learn_prior=True, use_e_rnn=True)
+    values = random_values(original_shapes(nz, layer_norm=True, encoder_rnn=True, learned_prior=True), 6)
     write_original_run(tmp_path / "original", values, hparams)
     model = convert_checkpoint(tmp_path / "original", tmp_path / "run")
     assert_every_value_landed_once(values, model)
     np.testing.assert_array_equal(model.cell.lstm_h0.norm_forget.gamma.numpy(),
                                   values[f"{CELL}/lstm_h0/basic_conv2dlstm_cell/forget/gamma"])
     np.testing.assert_array_equal(model.cell.h1_norm.beta.numpy(), values[f"{CELL}/h1/LayerNorm/beta"])
+    np.testing.assert_array_equal(model.prior.rnn.kernel.numpy(),
+                                  values["generator/prior/lstm/rnn/basic_lstm_cell/kernel"])
+    np.testing.assert_array_equal(model.encoder.e_dense.kernel.numpy(),
+                                  values["generator/encoder/layer_4/dense/kernel"])
 
 
 def test_old_checkpoint_names_and_deprecated_hparams(tmp_path, caplog):
