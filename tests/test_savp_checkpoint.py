@@ -10,6 +10,7 @@ variable scopes (TF1 names an RNN cell's scope after its snake-cased class name:
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -174,17 +175,41 @@ def variant_run(directory, variant, seed=0, cell=CELL, extra=None, use_state=Fal
     return values
 
 
+# Where each original variable belongs in our model, written as rewrites of its name into the Keras
+# weight path (independently of the converter, which walks the model's layers instead).
+KERAS_PATH_REWRITES = [
+    (r"^generator/rnn/(savp|dna)_cell/", "savp_cell/"),
+    (r"^generator/(encoder|prior)/(layer_[123])/", r"\1/conv_encoder/\2/"),
+    (r"^generator/(encoder|prior)/(z_mu|z_log_sigma_sq)/", r"\1/heads/\2/"),
+    (r"^generator/", ""),
+    (r"^discriminator_encoder/video_(sn_)", r"encoder_video_sn_discriminator/\1"),  # 2018 layout
+    (r"^discriminator/video_(sn_)", r"video_sn_discriminator/\1"),
+    (r"^discriminator/encoder/video/", "encoder_video_sn_discriminator/"),
+    (r"^discriminator/video/", "video_sn_discriminator/"),
+    (r"/(InstanceNorm|LayerNorm)/", "_norm/"),
+    (r"/(conv2d|conv3d|dense|rnn|basic_conv2dlstm_cell|basic_lstm_cell)/", "/"),
+    (r"/(conv2d|conv3d|dense|rnn|basic_conv2dlstm_cell|basic_lstm_cell)/", "/"),  # lstm/rnn/basic_lstm_cell
+]
+
+
+def keras_path(name):
+    for pattern, replacement in KERAS_PATH_REWRITES:
+        name = re.sub(pattern, replacement, name)
+    return name
+
+
 def assert_every_value_landed_once(values, model):
-    """Each original value equals exactly one model weight, and every model weight received one."""
+    """Each original value sits in exactly one model weight, the one its name says; every weight got one."""
     by_content = {}
     for weight in model.weights:
-        by_content.setdefault(np.asarray(weight.numpy()).tobytes(), []).append(weight.path)
+        path = weight.path.removeprefix(f"{model.name}/")
+        by_content.setdefault(np.asarray(weight.numpy()).tobytes(), []).append(path)
     placed = set()
     for name, value in values.items():
         holders = by_content.get(np.asarray(value).tobytes(), [])
-        assert len(holders) == 1, f"{name} found in {holders}"
+        assert holders == [keras_path(name)], f"{name} found in {holders}"
         placed.add(holders[0])
-    assert placed == {w.path for w in model.weights}
+    assert placed == {w.path.removeprefix(f"{model.name}/") for w in model.weights}
 
 
 # -- conversion -----------------------------------------------------------------------------------
