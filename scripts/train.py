@@ -3,7 +3,8 @@
     python scripts/train.py --input_dir data/moving_mnist --dataset moving_mnist --model savp \
         --model_hparams_dict hparams/moving_mnist/ours_savp/model_hparams.json --output_dir logs/moving_mnist/ours_savp
 
-Running the same command again resumes from the latest checkpoint in --output_dir.
+Running the same command again resumes from the latest checkpoint in --output_dir (also after kill -9):
+step, weights, optimizers, schedules, random streams and the input position (README, "Reliability").
 """
 
 import sys
@@ -27,9 +28,16 @@ flags.DEFINE_integer("max_steps", None, "total training steps (default: the mode
 flags.DEFINE_integer("summary_freq", 1000, "steps between scalar summaries (and Keras progress epochs)")
 flags.DEFINE_integer("image_summary_freq", 5000, "steps between image/GIF summaries (0 disables)")
 flags.DEFINE_integer("save_freq", 5000, "steps between checkpoints (0: only at the end)")
-flags.DEFINE_integer("keep_checkpoints", 2, "how many checkpoints to keep")
-flags.DEFINE_integer("seed", None, "seed for TF, numpy and Python")
-flags.DEFINE_enum("strategy", "mirrored", ["mirrored", "one_device"], "tf.distribute strategy")
+flags.DEFINE_integer("keep_checkpoints", 2, "how many checkpoints to keep (older ones are deleted)")
+flags.DEFINE_integer("seed", None, "seed for TF, numpy and Python (default: drawn once and recorded in options.json)")
+flags.DEFINE_enum("strategy", "mirrored", ["mirrored", "one_device", "multi_worker"],
+                  "tf.distribute strategy; multi_worker reads the cluster from TF_CONFIG")
+flags.DEFINE_bool("deterministic", False,
+                  "TF op determinism: a resumed run ends bitwise equal to an uninterrupted one (slower)")
+flags.DEFINE_bool("skip_nonfinite_steps", False,
+                  "undo and count updates whose loss is NaN/Inf instead of stopping the run")
+flags.DEFINE_bool("skip_corrupt_records", False,
+                  "skip and count unreadable TFRecords instead of stopping with the file and record named")
 flags.DEFINE_bool("jit_compile", False, "compile the train step with XLA")
 flags.DEFINE_enum("verbose", "auto", ["auto", "0", "1", "2"], "Keras progress output")
 
@@ -59,6 +67,9 @@ def main(argv):
         strategy_name=FLAGS.strategy,
         jit_compile=FLAGS.jit_compile,
         verbose=FLAGS.verbose if FLAGS.verbose == "auto" else int(FLAGS.verbose),
+        deterministic=FLAGS.deterministic,
+        skip_nonfinite_steps=FLAGS.skip_nonfinite_steps,
+        skip_corrupt_records=FLAGS.skip_corrupt_records,
     )
 
 

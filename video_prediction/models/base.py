@@ -228,10 +228,19 @@ class VideoPredictionModel(BaseVideoPredictionModel):
         return list(self.loss_trackers.values())
 
     def report(self, values):
-        """Update the trackers with ``values`` and return every tracker's result."""
+        """Update the trackers with ``values`` and return every tracker's result.
+
+        The raw values are also kept for :meth:`step_values`: the training loop
+        checks them for NaN/Inf (the trackers' running means would hide which step it was).
+        """
+        object.__setattr__(self, "_step_values", dict(values))  # plain attribute: not tracked by Keras
         for key, value in values.items():
             self.loss_trackers[key].update_state(value)
         return {name: tracker.result() for name, tracker in self.loss_trackers.items()}
+
+    def step_values(self):
+        """The loss values of the last :meth:`report` call (tensors of the current trace)."""
+        return getattr(self, "_step_values", {})
 
     def current_learning_rate(self):
         return self.learning_rate_schedule()(self.global_step)
