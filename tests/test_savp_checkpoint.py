@@ -46,7 +46,8 @@ DATASET_HPARAMS = dict(context_frames=2, sequence_length=6, scale_size=SIZE, tim
 
 
 def original_shapes(nz, encoder=True, gan=False, vae_gan=False, cell=CELL, old_discriminators=False,
-                    action_dim=0, state_dim=0, layer_norm=False, encoder_rnn=False, learned_prior=False):
+                    action_dim=0, state_dim=0, layer_norm=False, encoder_rnn=False, learned_prior=False,
+                    image_discriminators=()):
     """{name: shape} of a tiny SAVP (32x32 frames, 3 channels) as the original names its variables."""
     shapes = {"global_step": ()}
     cond = action_dim + state_dim + nz  # tiled into every conv and conv-LSTM input
@@ -104,21 +105,28 @@ def original_shapes(nz, encoder=True, gan=False, vae_gan=False, cell=CELL, old_d
         for head in ("z_mu", "z_log_sigma_sq"):
             shapes[f"{enc}/{head}/dense/kernel"] = (4 * NEF, nz)
             shapes[f"{enc}/{head}/dense/bias"] = (nz,)
-    for wanted, scope, old in ((gan, "discriminator/video", "discriminator/video_"),
-                               (vae_gan, "discriminator/encoder/video", "discriminator_encoder/video_")):
-        if not wanted:
-            continue
+    discriminators = [(scope, "video", old) for wanted, scope, old in (
+        (gan, "discriminator/video", "discriminator/video_"),
+        (vae_gan, "discriminator/encoder/video", "discriminator_encoder/video_")) if wanted]
+    discriminators += [(scope, "image", None) for scope in image_discriminators]
+    for scope, kind, old in discriminators:
         channels = [CHANNELS, NDF, 2 * NDF, 2 * NDF, 4 * NDF, 4 * NDF, 8 * NDF, 8 * NDF]
         kernels = [3, 4, 3, 4, 3, 4, 3]
         names = ["sn_conv0_0", "sn_conv0_1", "sn_conv1_0", "sn_conv1_1", "sn_conv2_0", "sn_conv2_1", "sn_conv3_0"]
+        old = old if old_discriminators else None
         for i, name in enumerate(names):
             k, cin, cout = kernels[i], channels[i], channels[i + 1]
-            base = f"{old}{name}/conv3d" if old_discriminators else f"{scope}/{name}/conv3d"
-            shapes[f"{base}/kernel"] = (k, k, k, cin, cout)
+            if kind == "image":  # ops.conv2d keeps its bias inside the conv2d scope
+                base = f"{scope}/{name}/conv2d"
+                shapes[f"{base}/kernel"] = (k, k, cin, cout)
+                shapes[f"{base}/bias"] = (cout,)
+            else:  # HEAD's ops.conv3d creates its bias outside the conv3d scope, the April 2018 one inside
+                base = f"{old}{name}/conv3d" if old else f"{scope}/{name}/conv3d"
+                shapes[f"{base}/kernel"] = (k, k, k, cin, cout)
+                shapes[f"{base}/bias" if old else f"{scope}/{name}/bias"] = (cout,)
             shapes[f"{base}/u"] = (1, cout)
-            shapes[f"{base}/bias" if old_discriminators else f"{scope}/{name}/bias"] = (cout,)
-        # a 4-frame 32x32 clip ends as 1 x 4 x 4 x 8ndf
-        fc = f"{old}sn_fc4/dense" if old_discriminators else f"{scope}/sn_fc4/dense"
+        # a 4-frame 32x32 clip ends as 1 x 4 x 4 x 8ndf, a 32x32 frame as 4 x 4 x 8ndf
+        fc = f"{old}sn_fc4/dense" if old else f"{scope}/sn_fc4/dense"
         shapes[f"{fc}/kernel"] = (4 * 4 * 8 * NDF, 1)
         shapes[f"{fc}/u"] = (1, 1)
         shapes[f"{fc}/bias"] = (1,)
@@ -184,8 +192,8 @@ KERAS_PATH_REWRITES = [
     (r"^generator/", ""),
     (r"^discriminator_encoder/video_(sn_)", r"encoder_video_sn_discriminator/\1"),  # 2018 layout
     (r"^discriminator/video_(sn_)", r"video_sn_discriminator/\1"),
-    (r"^discriminator/encoder/video/", "encoder_video_sn_discriminator/"),
-    (r"^discriminator/video/", "video_sn_discriminator/"),
+    (r"^discriminator/encoder/(video|image|images)/", r"encoder_\1_sn_discriminator/"),
+    (r"^discriminator/(video|image|images)/", r"\1_sn_discriminator/"),
     (r"/(InstanceNorm|LayerNorm)/", "_norm/"),
     (r"/(conv2d|conv3d|dense|rnn|basic_conv2dlstm_cell|basic_lstm_cell)/", "/"),
     (r"/(conv2d|conv3d|dense|rnn|basic_conv2dlstm_cell|basic_lstm_cell)/", "/"),  # lstm/rnn/basic_lstm_cell
@@ -248,12 +256,15 @@ def test_every_variable_lands_in_its_weight(tmp_path, variant):
     assert dataset_hparams["use_state"] == use_state
 
 
-def test_layer_norm_learned_prior_and_encoder_rnn(tmp_path):
-    """norm_layer='layer' (LayerNorm scopes, one conv-LSTM norm per gate), learn_prior, use_e_rnn."""
+def test_layer_norm_learned_prior_encoder_rnn_and_image_discriminators(tmp_path):
+    """norm_layer='layer' (LayerNorm scopes, one conv-LSTM norm per gate), learn_prior, use_e_rnn, and the
+    2-D spectral-norm discriminators (image_sn on the prior path, images_sn on the posterior path)."""
     nz = 3
     hparams = dict(BASE_HPARAMS, nz=nz, kl_weight=0.001, norm_layer="layer", conv_rnn_norm_layer="layer",
-                   learn_prior=True, use_e_rnn=True)
-    values = random_values(original_shapes(nz, layer_norm=True, encoder_rnn=True, learned_prior=True), 6)
+                   learn_prior=True, use_e_rnn=True, image_sn_gan_weight=0.1, images_sn_vae_gan_weight=0.1)
+    values = random_values(original_shapes(nz, layer_norm=True, encoder_rnn=True, learned_prior=True,
+                                           image_discriminators=("discriminator/image",
+                                                                 "discriminator/encoder/images")), 6)
     write_original_run(tmp_path / "original", values, hparams)
     model = convert_checkpoint(tmp_path / "original", tmp_path / "run")
     assert_every_value_landed_once(values, model)
