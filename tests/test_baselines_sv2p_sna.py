@@ -303,3 +303,24 @@ def test_sv2p_trains_generates_and_evaluates_through_the_pipeline(tmp_path):
                                       num_videos=2)
     results = evaluation.write_results(accumulator, str(tmp_path / "eval"), model.context_frames)
     assert results
+
+
+def test_zero_padded_cdna_and_dna_match_plain_convolutions():
+    """Finn's transformations pad with zeros: CDNA = per-sample depthwise conv 'SAME', DNA = per-pixel sum
+    over zero-padded shifted copies (the kernel's row index is the vertical shift)."""
+    from video_prediction.layers.transformations import apply_cdna_kernels, apply_dna_kernels
+
+    rng = np.random.default_rng(0)
+    image = rng.uniform(size=(2, 6, 7, 3)).astype(np.float32)
+    kernels = rng.uniform(size=(2, 5, 5, 4)).astype(np.float32)
+    for m, out in enumerate(apply_cdna_kernels(tf.constant(image), tf.constant(kernels), padding="CONSTANT")):
+        for b in range(2):
+            kernel = np.tile(kernels[b, :, :, m, None, None], (1, 1, 3, 1))  # the same kernel for every channel
+            expected = tf.nn.depthwise_conv2d(image[b : b + 1], kernel, [1, 1, 1, 1], "SAME")
+            np.testing.assert_allclose(out[b : b + 1].numpy(), expected.numpy(), atol=1e-5)
+    per_pixel = rng.uniform(size=(2, 6, 7, 5, 5, 1)).astype(np.float32)
+    (out,) = apply_dna_kernels(tf.constant(image), tf.constant(per_pixel), padding="CONSTANT")
+    padded = np.pad(image, [(0, 0), (2, 2), (2, 2), (0, 0)])
+    expected = sum(per_pixel[..., dy, dx, :] * padded[:, dy : dy + 6, dx : dx + 7]
+                   for dy in range(5) for dx in range(5))
+    np.testing.assert_allclose(out.numpy(), expected, atol=1e-5)
