@@ -95,7 +95,45 @@ def test_frame_extraction_script_on_an_avi(tmp_path):
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i",
                     "testsrc=size=160x120:rate=25:duration=1", "-c:v", "mjpeg",
                     str(raw / "person01_boxing_d1_uncomp.avi")], check=True)
-    assert extract_frames(str(tmp_path), 16) == 1
+    assert extract_frames(str(tmp_path), 16, progress=False) == 1
     frames = sorted(os.listdir(tmp_path / "processed" / "boxing" / "person01_boxing_d1"))
     assert len(frames) == 25 and frames[0] == "image-001_16x16.png"
     assert Image.open(tmp_path / "processed" / "boxing" / "person01_boxing_d1" / frames[0]).size == (16, 16)
+
+
+def test_download_resumes_and_skips_finished_archives(tmp_path):
+    import io
+    import sys
+    import tarfile
+    import zipfile
+
+    from local_http_server import FileServer
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "data"))
+    from preprocess_kth_mspred import download_all
+
+    from video_prediction.datasets.kth import KTH_ACTIONS
+
+    meta = io.BytesIO()
+    with tarfile.open(fileobj=meta, mode="w:gz") as tar:
+        payload = b"t7 metadata"
+        info = tarfile.TarInfo("boxing/train_meta64x64.t7")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    files = {"/kth.tar.gz": meta.getvalue()}
+    for cls in KTH_ACTIONS:
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as z:
+            z.writestr(f"person01_{cls}_d1_uncomp.avi", os.urandom(5000))  # incompressible: the cut lands mid-file
+        files[f"/{cls}.zip"] = archive.getvalue()
+    with FileServer(files, cut_once={"/boxing.zip"}) as server:
+        download_all(str(tmp_path), server.url, progress=False)
+        # the dropped transfer was resumed with a Range request
+        assert any(path == "/boxing.zip" and rng for path, rng in server.requests)
+        count = len(server.requests)
+        download_all(str(tmp_path), server.url, progress=False)  # everything done: no request
+        assert len(server.requests) == count
+    assert (tmp_path / "processed" / "boxing" / "train_meta64x64.t7").read_bytes() == b"t7 metadata"
+    for cls in KTH_ACTIONS:
+        assert (tmp_path / "raw" / cls / f"person01_{cls}_d1_uncomp.avi").stat().st_size == 5000
+    assert not list(tmp_path.glob("*.zip")) and not list(tmp_path.glob("*.part"))
