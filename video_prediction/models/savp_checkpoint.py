@@ -51,6 +51,7 @@ import glob
 import logging
 import os
 import re
+from typing import NamedTuple
 
 import keras
 import tensorflow as tf
@@ -458,47 +459,73 @@ def _dataset_hparams_for(dataset_name, dataset_hparams, notes):
     return kept
 
 
+class OriginalRun(NamedTuple):
+    """An original TF1 run opened for conversion (what every converter of the original's runs reads)."""
+
+    prefix: str
+    options: dict
+    dataset_name: str  # our registry name for options.json's dataset
+    dataset_hparams: dict  # the original's
+    model_hparams: dict  # the original's, context_frames/sequence_length taken from the dataset when unset
+    reader: object  # tf.train.load_checkpoint
+    shapes: dict  # {variable name: shape}
+
+
+def open_original_run(checkpoint):
+    """Find the checkpoint (directory or prefix), read its JSON files and open it by name."""
+    prefix = find_original_checkpoint(checkpoint)
+    options, dataset_hparams, model_hparams = read_original_run(prefix)
+    model_hparams = dict(model_hparams)
+    for key in ("context_frames", "sequence_length"):
+        if model_hparams.get(key, 0) <= 0 and key in dataset_hparams:
+            model_hparams[key] = dataset_hparams[key]
+    original_dataset = options.get("dataset") or "bair"
+    reader = tf.train.load_checkpoint(prefix)
+    return OriginalRun(prefix, options, DATASET_NAMES.get(original_dataset, original_dataset), dataset_hparams,
+                       model_hparams, reader, reader.get_variable_to_shape_map())
+
+
+def write_converted_run(run, model, model_name, targets, image_shape, output_dir, notes=()):
+    """Assign ``targets`` from ``run``'s checkpoint (optimizer slots and the metrics' VGG16 skipped), log the
+    notes, and write the run directory ``output_dir`` (checkpoint numbered by the original's step)."""
+    hint = (f" (converting {run.prefix} into a {model_name} model for frames of shape {tuple(image_shape)}: is "
+            "model_hparams.json the one it was trained with? another frame size: --image_shape)")
+    assign_by_name(targets, run.shapes, run.reader.get_tensor, hint=hint,
+                   ignore=lambda name: bool(OPTIMIZER_VARIABLE.search(name) or METRIC_VARIABLE.match(name)))
+    notes = list(notes)
+    metric_variables = [name for name in run.shapes if METRIC_VARIABLE.match(name)]
+    if metric_variables:
+        notes.append(f"{len(metric_variables)} vgg/* variables skipped (the frozen VGG16 of the original's "
+                     "vgg_csim/vgg_cdist metrics, not part of the model)")
+    dataset_hparams = _dataset_hparams_for(run.dataset_name, run.dataset_hparams, notes)
+    for note in notes:
+        logger.warning("%s: %s", os.path.basename(run.prefix), note)
+    step = int(model.global_step.numpy())
+    options = dict(dataset=run.dataset_name, model=model_name, input_dir=None, image_shape=list(image_shape),
+                   converted_from=os.path.abspath(run.prefix), original_options=run.options)
+    write_run_directory(output_dir, model, options, dataset_hparams, checkpoint_number=max(step, 1))
+
+
 def convert_checkpoint(checkpoint, output_dir, image_shape=None):
     """Convert the original run at ``checkpoint`` (directory or prefix) into a run directory ``output_dir``.
 
     ``image_shape`` (H, W, C) overrides the frame size derived from the
     dataset's name and crop/scale hparams.  Returns the converted model.
     """
-    prefix = find_original_checkpoint(checkpoint)
-    options, dataset_hparams, model_hparams = read_original_run(prefix)
-    hparams, notes = translate_hparams(model_hparams)
-    for key in ("context_frames", "sequence_length"):
-        if hparams.get(key, 0) <= 0 and key in dataset_hparams:
-            hparams[key] = dataset_hparams[key]
-    original_dataset = options.get("dataset") or "bair"
-    dataset_name = DATASET_NAMES.get(original_dataset, original_dataset)
-    reader = tf.train.load_checkpoint(prefix)
-    shapes = reader.get_variable_to_shape_map()
+    run = open_original_run(checkpoint)
+    hparams, notes = translate_hparams(run.model_hparams)
+    dataset_name = run.dataset_name
     if image_shape is None:
-        image_shape = original_image_shape(dataset_name, dataset_hparams, shapes)
+        image_shape = original_image_shape(dataset_name, run.dataset_hparams, run.shapes)
         if image_shape[-1] != ORIGINAL_IMAGE_SHAPES[dataset_name][-1]:
             notes.append(f"the model was trained on {image_shape[-1]}-channel frames where {dataset_name!r} records "
                          f"hold {ORIGINAL_IMAGE_SHAPES[dataset_name][-1]} (e.g. KTH before the original's Nov 2018 "
                          "preprocessing, which kept RGB); its input records need that many channels")
     image_shape = tuple(int(d) for d in image_shape)
-    action_dim, state_dim = _action_state_dims(shapes, dataset_hparams)
+    action_dim, state_dim = _action_state_dims(run.shapes, run.dataset_hparams)
     try:
         model = build_model(hparams, image_shape, action_dim, state_dim)
     except ValueError as e:
-        raise ConversionError(f"{os.path.join(os.path.dirname(prefix), 'model_hparams.json')}: {e}") from None
-    hint = (f" (converting {prefix} into a model for frames of shape {image_shape}: is model_hparams.json the one "
-            "it was trained with? another frame size: --image_shape)")
-    assign_by_name(original_variable_names(model), shapes, reader.get_tensor, hint=hint,
-                   ignore=lambda name: bool(OPTIMIZER_VARIABLE.search(name) or METRIC_VARIABLE.match(name)))
-    metric_variables = [name for name in shapes if METRIC_VARIABLE.match(name)]
-    if metric_variables:
-        notes.append(f"{len(metric_variables)} vgg/* variables skipped (the frozen VGG16 of the original's "
-                     "vgg_csim/vgg_cdist metrics, not part of the model)")
-    our_dataset_hparams = _dataset_hparams_for(dataset_name, dataset_hparams, notes)
-    for note in notes:
-        logger.warning("%s: %s", os.path.basename(prefix), note)
-    step = int(model.global_step.numpy())
-    new_options = dict(dataset=dataset_name, model="savp", input_dir=None, image_shape=list(image_shape),
-                       converted_from=os.path.abspath(prefix), original_options=options)
-    write_run_directory(output_dir, model, new_options, our_dataset_hparams, checkpoint_number=max(step, 1))
+        raise ConversionError(f"{os.path.join(os.path.dirname(run.prefix), 'model_hparams.json')}: {e}") from None
+    write_converted_run(run, model, "savp", original_variable_names(model), image_shape, output_dir, notes)
     return model
