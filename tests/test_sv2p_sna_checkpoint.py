@@ -1,0 +1,140 @@
+"""Conversion of the original's sv2p / sna TF1 checkpoints.
+
+Fixtures are TF1-format checkpoints (``tf.compat.v1.train.Saver`` in graph mode)
+under the names and shapes the original's slim layers give (listed here from
+sv2p_model.py / sna_model.py's scopes, independently of the converter), for
+16x16 RGB frames, with distinct random values and Adam slots.
+"""
+
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from test_savp_checkpoint import write_original_run as write_tf1_run
+from video_prediction.checkpoint_conversion import ConversionError
+from video_prediction.models.conv_lstm_cdna_checkpoint import convert_checkpoint
+
+SIZE, CHANNELS, LENGTH = 16, 3, 4
+HPARAMS = dict(context_frames=2, sequence_length=LENGTH, batch_size=32)
+
+
+def slim(scope, kernel_shape, bias=True, norm=None):
+    """slim layer variables: weights (+ biases, or its normalizer's beta/gamma inside the scope)."""
+    shapes = {f"generator/{scope}/weights": kernel_shape}
+    if norm:
+        channels = kernel_shape[-2] if "convt" in scope else kernel_shape[-1]  # transposed: [k, k, out, in]
+        shapes.update({f"generator/{scope}/{norm}/beta": (channels,), f"generator/{scope}/{norm}/gamma": (channels,)})
+    elif bias:
+        out = kernel_shape[-2] if "convt" in scope else kernel_shape[-1]
+        shapes[f"generator/{scope}/biases"] = (out,)
+    return shapes
+
+
+def lstm(index, in_channels, filters):
+    return {f"generator/state{index}/Gates/weights": (5, 5, in_channels + filters, 4 * filters),
+            f"generator/state{index}/Gates/biases": (4 * filters,),
+            f"generator/layer_norm{index + 1}/beta": (filters,), f"generator/layer_norm{index + 1}/gamma": (filters,)}
+
+
+def sv2p_shapes(smear=0, state_dim=3, action_dim=4, masks=10):
+    s = 16 // 8
+    shapes = {**slim("scale1_conv1", (5, 5, CHANNELS, 32), norm="layer_norm1"), **lstm(1, 32, 32), **lstm(2, 32, 32),
+              **slim("conv2", (3, 3, 32, 32)), **lstm(3, 32, 64), **lstm(4, 64, 64), **slim("conv3", (3, 3, 64, 64)),
+              **slim("conv4", (1, 1, 64 + smear + 1, 64)), **lstm(5, 64, 128), **slim("convt1", (3, 3, 128, 128)),
+              **lstm(6, 128, 64), **slim("convt2", (3, 3, 96, 96)), **lstm(7, 96, 32),
+              **slim("convt3", (3, 3, 64, 64), norm="layer_norm9"), **slim("convt4", (1, 1, CHANNELS, 64)),
+              **slim("cdna_params", (s * s * 128, 25 * masks)), **slim("convt7", (1, 1, masks + 1, 64)),
+              **slim("state_pred", (action_dim + state_dim, state_dim)),
+              **slim("latent_conv1", (3, 3, LENGTH * CHANNELS, 32), norm="latent_norm1"),
+              **slim("latent_conv2", (3, 3, 32, 64), norm="latent_norm2"),
+              **slim("latent_conv3", (3, 3, 64, 64), norm="latent_norm3"),
+              **slim("latent_mean", (3, 3, 64, 1), norm="latent_norm_mean"),
+              **slim("latent_std", (3, 3, 64, 1), norm="latent_std_norm")}
+    return shapes
+
+
+def sna_shapes(ngf=4, state_dim=3, action_dim=4, masks=10):
+    s, top = 16 // 8, ngf + 32
+    return {**slim("scale1_conv1", (5, 5, CHANNELS, 32), norm="layer_norm1"), **lstm(1, 32, ngf),
+            **slim("conv2", (3, 3, ngf, ngf)), **lstm(3, ngf, 2 * ngf), **slim("conv3", (3, 3, 2 * ngf, 2 * ngf)),
+            **slim("conv4", (1, 1, 2 * ngf + action_dim + state_dim, 2 * ngf)), **lstm(5, 2 * ngf, 4 * ngf),
+            **slim("convt1", (3, 3, 4 * ngf, 4 * ngf)), **lstm(6, 4 * ngf, 2 * ngf),
+            **slim("convt2", (3, 3, 3 * ngf, 3 * ngf)), **lstm(7, 3 * ngf, ngf),
+            **slim("convt3", (3, 3, top, top), norm="layer_norm9"), **slim("convt4", (1, 1, CHANNELS, top)),
+            **slim("cdna_params", (s * s * 4 * ngf, 25 * masks)), **slim("convt7_cam2", (1, 1, masks + 2, top)),
+            **slim("state_pred", (action_dim + state_dim, state_dim))}
+
+
+def write_original_run(directory, shapes, model, model_hparams, use_state, seed=0):
+    """Random values under ``shapes`` (+ Adam slots) as a TF1 checkpoint with the original's JSON files."""
+    rng = np.random.default_rng(seed)
+    values = {name: rng.normal(0, 0.3, shape).astype(np.float32) for name, shape in shapes.items()}
+    saved = dict(values, global_step=np.int64(777), beta1_power=np.float32(0.5), beta2_power=np.float32(0.5))
+    for name, value in values.items():  # Adam slots, skipped by the converter
+        saved[f"{name}/Adam"] = saved[f"{name}/Adam_1"] = np.zeros_like(value)
+    dataset_hparams = dict(context_frames=2, sequence_length=LENGTH, use_state=use_state, scale_size=SIZE)
+    write_tf1_run(directory, saved, model_hparams, dataset="softmotion", dataset_hparams=dataset_hparams)
+    with open(os.path.join(directory, "options.json"), "w") as f:
+        json.dump(dict(dataset="softmotion", model=model), f)
+    return values
+
+
+# Original name -> our Keras weight path, as rewrites (independent of the converter's walk over layers).
+KERAS_PATH_REWRITES = [
+    (r"^generator/latent_\w+?/(latent_\w+)/", r"latent_tower/\1/"),  # a slim normalizer inside its conv's scope
+    (r"^generator/(latent_\w+)/", r"latent_tower/\1/"),
+    (r"^generator/\w+/(layer_norm\d)/", r"cell/\1/"),
+    (r"^generator/(state\d)/Gates/", r"cell/\1/"),
+    (r"^generator/", "cell/"),
+    (r"/weights$", "/kernel"),
+    (r"/biases$", "/bias"),
+]
+
+
+def keras_path(name):
+    for pattern, replacement in KERAS_PATH_REWRITES:
+        name = re.sub(pattern, replacement, name)
+    return name
+
+
+def assert_every_value_landed(values, model):
+    weights = {w.path.removeprefix(f"{model.name}/"): w for w in model.weights}
+    for name, value in values.items():
+        np.testing.assert_array_equal(weights[keras_path(name)].numpy(), value, err_msg=name)
+    assert set(weights) == {keras_path(name) for name in values} | {"global_step"}
+    assert int(model.global_step.numpy()) == 777
+
+
+@pytest.mark.parametrize("model,use_state,multi_latent", [("sv2p", False, False), ("sv2p", True, True),
+                                                          ("sna", True, False)])
+def test_every_variable_lands_in_its_weight(tmp_path, model, use_state, multi_latent):
+    if model == "sv2p":
+        shapes = sv2p_shapes(smear=7 if use_state else 0)
+        hparams = dict(HPARAMS, multi_latent=multi_latent, kl_weight=0.008, num_gpus=1)  # a key sv2p drops
+    else:
+        shapes, hparams = sna_shapes(), dict(HPARAMS, ngf=4)
+    values = write_original_run(tmp_path / "original", shapes, model, hparams, use_state)
+    converted = convert_checkpoint(tmp_path / "original", tmp_path / "run")
+    assert_every_value_landed(values, converted)
+    assert converted.hparams.multi_latent == multi_latent if model == "sv2p" else converted.hparams.ngf == 4
+    options = json.load(open(tmp_path / "run" / "options.json"))
+    assert (options["model"], options["dataset"], options["image_shape"]) == (model, "bair", [SIZE, SIZE, CHANNELS])
+    assert tf.train.latest_checkpoint(str(tmp_path / "run")).endswith("ckpt-777")
+
+
+def test_errors_name_the_problem(tmp_path):
+    shapes = sna_shapes()
+    write_original_run(tmp_path / "no_state", shapes, "sna", dict(HPARAMS, ngf=4), use_state=False)
+    with pytest.raises(ConversionError, match="needs 'actions' and 'states'"):
+        convert_checkpoint(tmp_path / "no_state", tmp_path / "run1")
+    extra = dict(shapes, **{"generator/not_in_sna/weights": (3, 3)})
+    write_original_run(tmp_path / "extra", extra, "sna", dict(HPARAMS, ngf=4), use_state=True)
+    with pytest.raises(ConversionError, match="generator/not_in_sna/weights"):
+        convert_checkpoint(tmp_path / "extra", tmp_path / "run2")
+    write_original_run(tmp_path / "savp", shapes, "savp", dict(HPARAMS, ngf=4), use_state=True)
+    with pytest.raises(ConversionError, match="'savp' run"):
+        convert_checkpoint(tmp_path / "savp", tmp_path / "run3")
