@@ -9,6 +9,7 @@ import sys
 from absl import flags
 
 from video_prediction.cli import run_main
+from video_prediction.download import DownloadError
 from video_prediction.pretrained import BASE_URL, download_model
 
 flags.DEFINE_string("dataset", None, "bair_action_free, kth or bair", required=True)
@@ -22,7 +23,11 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    download_model(FLAGS.dataset, FLAGS.model, FLAGS.output_dir, FLAGS.base_url, FLAGS.convert)
+    try:
+        download_model(FLAGS.dataset, FLAGS.model, FLAGS.output_dir, FLAGS.base_url, FLAGS.convert)
+    except DownloadError as e:  # the server or the network, not the input: still one line
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

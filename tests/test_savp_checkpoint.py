@@ -421,6 +421,8 @@ def test_download_model_sh_downloads_extracts_and_converts(tmp_path, capsys):
                                   progress=False)
         assert "already holds the converted checkpoint" in capsys.readouterr().out
         assert len(server.requests) == requests
+        missing = _download("kth", "ours_savp", "--output_dir", str(out), "--base_url", server.url)
+        assert missing.returncode == 1 and "kth_ours_savp.tar.gz: HTTP 404" in missing.stderr
     # evaluate.py / generate.py --checkpoint: the run loads with BAIR records (frames scaled to 32x32)
     _bair_test_records(tmp_path / "bair")
     model, dataset, options = training.load_model_and_dataset(str(model_dir), input_dir=str(tmp_path / "bair"))

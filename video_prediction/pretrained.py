@@ -10,7 +10,9 @@ A second call skips the steps already done.  The ``sv2p_*`` / ``sna_*``
 baselines are downloaded and extracted but not converted (no converter yet).
 """
 
+import glob
 import os
+import re
 import shutil
 
 from video_prediction.download import download_file, extract_archive, verify_archive
@@ -57,16 +59,47 @@ def convert_command(original_dir, output_dir):
             f"--output_dir {output_dir}")
 
 
+def find_original_checkpoint(path):
+    """The TF1 checkpoint prefix for ``path``: a prefix, or a directory (searched one level down too)."""
+    path = os.fspath(path)
+    if os.path.exists(path + ".index"):
+        return path
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"no TF1 checkpoint at {path!r} (neither a directory nor a prefix with .index)")
+    for directory in [path] + sorted(d for d in glob.glob(os.path.join(path, "*")) if os.path.isdir(d)):
+        prefix = _checkpoint_in_directory(directory)
+        if prefix is not None:
+            return prefix
+    raise FileNotFoundError(f"no TF1 checkpoint (model-<step>.index) in {path!r}")
+
+
+def _checkpoint_in_directory(directory):
+    # The 'checkpoint' file may hold the author's absolute paths: only its base name is trusted.
+    state_file = os.path.join(directory, "checkpoint")
+    if os.path.exists(state_file):
+        with open(state_file) as f:
+            match = re.search(r'^model_checkpoint_path:\s*"(.*)"', f.read(), re.MULTILINE)
+        if match:
+            prefix = os.path.join(directory, os.path.basename(match.group(1)))
+            if os.path.exists(prefix + ".index"):
+                return prefix
+    indexes = glob.glob(os.path.join(directory, "*.index"))
+    if not indexes:
+        return None
+
+    def step(index):
+        found = re.search(r"-(\d+)\.index$", index)
+        return int(found.group(1)) if found else -1
+
+    return max(indexes, key=step)[: -len(".index")]
+
+
 def download_model(dataset, model, output_root="pretrained_models", base_url=BASE_URL, convert=True,
                    progress=True):
     """Download, extract and (for SAVP variants) convert a pretrained model; returns its directory."""
     fname = archive_name(dataset, model)
     model_dir = os.path.join(output_root, dataset, model)
     original_dir = os.path.join(model_dir, ORIGINAL_SUBDIR)
-    # TensorFlow is imported only here, so that a wrong name fails at once.
-    from video_prediction.models.savp_checkpoint import convert_checkpoint, find_original_checkpoint
-    from video_prediction.training import latest_checkpoint
-
     try:
         find_original_checkpoint(original_dir)
         print(f"{original_dir} already holds the original checkpoint")
@@ -93,6 +126,10 @@ def download_model(dataset, model, output_root="pretrained_models", base_url=BAS
     if not convert:
         print(f"to convert: {convert_command(original_dir, model_dir)}")
         return model_dir
+    # TensorFlow is imported only now: bad names and failed downloads are reported at once.
+    from video_prediction.models.savp_checkpoint import convert_checkpoint
+    from video_prediction.training import latest_checkpoint
+
     if latest_checkpoint(model_dir) is not None:
         print(f"{model_dir} already holds the converted checkpoint")
         return model_dir

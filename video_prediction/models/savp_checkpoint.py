@@ -47,7 +47,6 @@ uninitialised), and the KTH checkpoints were trained on RGB frames (#22: their
 from the checkpoint.
 """
 
-import glob
 import logging
 import os
 import re
@@ -62,6 +61,7 @@ from video_prediction.layers.conv_rnn import BasicConv2DLSTMCell, BasicGRUCell, 
 from video_prediction.layers.normalization import InstanceNormalization, LayerNormalization
 from video_prediction.layers.resampling import Conv2D, ConvPool2D, Deconv2D, UpsampleConv2D
 from video_prediction.models.savp import DEPRECATED_HPARAMS, SAVPVideoPredictionModel
+from video_prediction.pretrained import find_original_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -139,41 +139,6 @@ def translate_hparams(original):
 
 
 # -- locating and reading the original run --------------------------------------------------------
-
-
-def find_original_checkpoint(path):
-    """The TF1 checkpoint prefix for ``path``: a prefix, or a directory (searched one level down too)."""
-    path = os.fspath(path)
-    if os.path.exists(path + ".index"):
-        return path
-    if not os.path.isdir(path):
-        raise FileNotFoundError(f"no TF1 checkpoint at {path!r} (neither a directory nor a prefix with .index)")
-    for directory in [path] + sorted(d for d in glob.glob(os.path.join(path, "*")) if os.path.isdir(d)):
-        prefix = _checkpoint_in_directory(directory)
-        if prefix is not None:
-            return prefix
-    raise FileNotFoundError(f"no TF1 checkpoint (model-<step>.index) in {path!r}")
-
-
-def _checkpoint_in_directory(directory):
-    # The 'checkpoint' file may hold the author's absolute paths: only its base name is trusted.
-    state_file = os.path.join(directory, "checkpoint")
-    if os.path.exists(state_file):
-        with open(state_file) as f:
-            match = re.search(r'^model_checkpoint_path:\s*"(.*)"', f.read(), re.MULTILINE)
-        if match:
-            prefix = os.path.join(directory, os.path.basename(match.group(1)))
-            if os.path.exists(prefix + ".index"):
-                return prefix
-    indexes = glob.glob(os.path.join(directory, "*.index"))
-    if not indexes:
-        return None
-
-    def step(index):
-        found = re.search(r"-(\d+)\.index$", index)
-        return int(found.group(1)) if found else -1
-
-    return max(indexes, key=step)[: -len(".index")]
 
 
 def read_original_run(prefix):
