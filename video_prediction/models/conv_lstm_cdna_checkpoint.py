@@ -23,25 +23,14 @@ counterpart, a model weight without a value and a shape mismatch are errors
 naming the variable (:func:`assign_by_name`).
 """
 
-import logging
 import os
 
 import tensorflow as tf
 
-from video_prediction.checkpoint_conversion import ConversionError, Target, assign_by_name, write_run_directory
-from video_prediction.models.savp_checkpoint import (
-    DATASET_NAMES,
-    METRIC_VARIABLE,
-    OPTIMIZER_VARIABLE,
-    _dataset_hparams_for,
-    find_original_checkpoint,
-    original_image_shape,
-    read_original_run,
-)
+from video_prediction.checkpoint_conversion import ConversionError, Target
+from video_prediction.models.savp_checkpoint import open_original_run, original_image_shape, write_converted_run
 from video_prediction.models.sna import SNAVideoPredictionModel
 from video_prediction.models.sv2p import SV2PVideoPredictionModel
-
-logger = logging.getLogger(__name__)
 
 MODEL_CLASSES = {"sv2p": SV2PVideoPredictionModel, "sna": SNAVideoPredictionModel}
 GENERATOR_SCOPE = "generator"
@@ -129,43 +118,24 @@ def convert_checkpoint(checkpoint, output_dir, image_shape=None):
     ``image_shape`` (H, W, C) overrides the frame size derived from the
     dataset's name and crop/scale hparams.  Returns the converted model.
     """
-    prefix = find_original_checkpoint(checkpoint)
-    options, dataset_hparams, model_hparams = read_original_run(prefix)
-    model_name = options.get("model")
+    run = open_original_run(checkpoint)
+    model_name = run.options.get("model")
     if model_name not in MODEL_CLASSES:
-        raise ConversionError(f"{prefix} is a {model_name!r} run (options.json); this converts "
+        raise ConversionError(f"{run.prefix} is a {model_name!r} run (options.json); this converts "
                               f"{' and '.join(MODEL_CLASSES)} (savp: pretrained_models/convert_savp_checkpoint.py)")
-    hparams = dict(model_hparams)
-    for key in ("context_frames", "sequence_length"):
-        if hparams.get(key, 0) <= 0 and key in dataset_hparams:
-            hparams[key] = dataset_hparams[key]
-    original_dataset = options.get("dataset") or "bair"
-    dataset_name = DATASET_NAMES.get(original_dataset, original_dataset)
-    reader = tf.train.load_checkpoint(prefix)
-    shapes = reader.get_variable_to_shape_map()
     if image_shape is None:
-        first_kernel = shapes.get(f"{GENERATOR_SCOPE}/scale1_conv1/weights")
+        first_kernel = run.shapes.get(f"{GENERATOR_SCOPE}/scale1_conv1/weights")
         if first_kernel is None:
-            raise ConversionError(f"{prefix} has no {GENERATOR_SCOPE}/scale1_conv1/weights: not an sv2p/sna checkpoint")
-        height, width, _ = original_image_shape(dataset_name, dataset_hparams)
+            raise ConversionError(f"{run.prefix} has no {GENERATOR_SCOPE}/scale1_conv1/weights: not an sv2p/sna "
+                                  "checkpoint")
+        height, width, _ = original_image_shape(run.dataset_name, run.dataset_hparams)
         image_shape = (height, width, int(first_kernel[2]))  # channels as trained (KTH runs may be RGB)
     image_shape = tuple(int(d) for d in image_shape)
-    hparams_path = os.path.join(os.path.dirname(prefix), "model_hparams.json")
     try:
-        model = MODEL_CLASSES[model_name](hparams=hparams)
-        model.build_from_batch(_example_batch(model, image_shape, shapes, bool(dataset_hparams.get("use_state"))))
+        model = MODEL_CLASSES[model_name](hparams=run.model_hparams)
+        model.build_from_batch(_example_batch(model, image_shape, run.shapes,
+                                              bool(run.dataset_hparams.get("use_state"))))
     except ValueError as e:
-        raise ConversionError(f"{hparams_path}: {e}") from None
-    hint = (f" (converting {prefix} into a {model_name} model for frames of shape {image_shape}: is "
-            "model_hparams.json the one it was trained with? another frame size: --image_shape)")
-    assign_by_name(original_variable_names(model), shapes, reader.get_tensor, hint=hint,
-                   ignore=lambda name: bool(OPTIMIZER_VARIABLE.search(name) or METRIC_VARIABLE.match(name)))
-    notes = []
-    our_dataset_hparams = _dataset_hparams_for(dataset_name, dataset_hparams, notes)
-    for note in notes:
-        logger.warning("%s: %s", os.path.basename(prefix), note)
-    step = int(model.global_step.numpy())
-    new_options = dict(dataset=dataset_name, model=model_name, input_dir=None, image_shape=list(image_shape),
-                       converted_from=os.path.abspath(prefix), original_options=options)
-    write_run_directory(output_dir, model, new_options, our_dataset_hparams, checkpoint_number=max(step, 1))
+        raise ConversionError(f"{os.path.join(os.path.dirname(run.prefix), 'model_hparams.json')}: {e}") from None
+    write_converted_run(run, model, model_name, original_variable_names(model), image_shape, output_dir)
     return model
