@@ -134,6 +134,12 @@ def test_reader_returns_the_listed_grey_frames(kth_dir):
     # the same seed gives the same test subclips, whatever the batch size
     again = get_dataset_class("kth")(str(output), "test", seed=7, hparams="sequence_length=10,context_frames=5")
     np.testing.assert_array_equal(np.round(next(iter(again.make_dataset(3)))["images"][0] * 255), clip)
+    # num_channels=3 (the original's pretrained KTH models): the grey channel three times
+    rgb = get_dataset_class("kth")(str(output), "test", seed=7,
+                                   hparams="sequence_length=10,context_frames=5,num_channels=3")
+    assert rgb.image_shape == (SIZE, SIZE, 3)
+    frames = np.round(next(iter(rgb.make_dataset(1)))["images"].numpy()[0] * 255).astype(np.uint8)
+    np.testing.assert_array_equal(frames, np.repeat(clip, 3, axis=-1))
 
 
 def test_shards_of_a_given_size(kth_dir, tmp_path):

@@ -292,8 +292,9 @@ def test_old_checkpoint_names_and_deprecated_hparams(tmp_path, caplog):
                                   values["discriminator/video_sn_conv2_1/conv3d/bias"])
     for key in ("e_net", "d_net", "gan_weight", "num_gpus", "vgg/", "3-channel"):
         assert key in caplog.text
-    options = training.read_run_config(str(tmp_path / "run"))[0]
+    options, dataset_hparams = training.read_run_config(str(tmp_path / "run"))[:2]
     assert options["dataset"] == "kth" and options["image_shape"] == [SIZE, SIZE, CHANNELS]
+    assert dataset_hparams["num_channels"] == 3  # grey kth records are read as 3 channels for this model
     with pytest.raises(ConversionError, match="video_gan_weight"):
         translate_hparams(dict(video_gan_weight=1.0))
     with pytest.raises(ConversionError, match="e_net='legacy'"):

@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from video_prediction.datasets.base import VarLenFeatureVideoDataset
+from video_prediction.datasets.grey_channels import GreyChannelsMixin
 from video_prediction.datasets.record_writing import ffmpeg_executable, write_splits
 from video_prediction.download import download_file, extract_archive, verify_archive
 from video_prediction.safe_unpickle import restricted_load
@@ -50,8 +51,11 @@ SEQUENCES_PER_FILE = 128
 _PERSON = re.compile(r"person(\d+)_\w+_\w+")
 
 
-class KTHVideoDataset(VarLenFeatureVideoDataset):
-    """KTH records of :func:`write_kth_records` (or of the original's converter); grey frames of any size."""
+class KTHVideoDataset(GreyChannelsMixin, VarLenFeatureVideoDataset):
+    """KTH records of :func:`write_kth_records` (or of the original's converter); grey frames of any size.
+
+    ``num_channels=3`` repeats the grey channel, as the original's pretrained KTH models expect.
+    """
 
     @classmethod
     def default_hparams(cls):

@@ -28,10 +28,10 @@ import os
 import shutil
 
 import numpy as np
-import tensorflow as tf
 from PIL import Image
 
 from video_prediction.datasets.base import VarLenFeatureVideoDataset, varlen_example, write_tfrecord_shards
+from video_prediction.datasets.grey_channels import GreyChannelsMixin
 
 GENERATOR_VERSION = 1
 DIGIT_SIZE = 28
@@ -41,7 +41,7 @@ SPLIT_SEEDS = {"train": 13, "val": 14, "test": 12345}
 PACKAGED_POOL_SIZES = {"train": 4000, "val": 500, "test": 500}
 
 
-class MovingMNISTVideoDataset(VarLenFeatureVideoDataset):
+class MovingMNISTVideoDataset(GreyChannelsMixin, VarLenFeatureVideoDataset):
     """Moving MNIST records written by :func:`write_moving_mnist`; batches add ``poses`` [B, T, num_digits, 2]."""
 
     @classmethod
@@ -51,15 +51,8 @@ class MovingMNISTVideoDataset(VarLenFeatureVideoDataset):
             context_frames=10,
             sequence_length=20,
             time_shift=1,  # random subclips of the stored (longer) videos in training
-            num_channels=1,  # 3 replicates the grey frames (MSPred feeds 3 channels)
         )
         return hparams
-
-    def _resolve_hparams(self, hparams_dict, hparams):
-        resolved = super()._resolve_hparams(hparams_dict, hparams)
-        if resolved.num_channels not in (1, 3):
-            raise ValueError(f"num_channels must be 1 or 3, got {resolved.num_channels}")
-        return resolved
 
     def _info(self):
         """``dataset_info.json`` written next to the splits (read once; {} for records from elsewhere)."""
@@ -73,15 +66,6 @@ class MovingMNISTVideoDataset(VarLenFeatureVideoDataset):
 
     def extra_frame_features(self):
         return {"poses": (self._info().get("num_digits", 2), 2)}
-
-    def output_channels(self, stored_channels):
-        return self.hparams.num_channels
-
-    def preprocess_images(self, images):
-        images = super().preprocess_images(images)
-        if self.hparams.num_channels == 3:
-            images = tf.repeat(images, 3, axis=-1)
-        return images
 
     def _check_lengths(self):
         stored = self._info().get("sequence_length")

@@ -407,6 +407,12 @@ def _action_state_dims(shapes, dataset_hparams):
                           f"{CELL_SCOPES[0]}/state_pred/dense/kernel to size the actions and states")
 
 
+def _accepts_num_channels(dataset_name):
+    from video_prediction.datasets import available_datasets, get_dataset_class
+
+    return dataset_name in available_datasets() and "num_channels" in get_dataset_class(dataset_name).default_hparams()
+
+
 def _dataset_hparams_for(dataset_name, dataset_hparams, notes):
     """The original's dataset hparams, restricted to what our dataset class accepts (each drop noted)."""
     from video_prediction.datasets import available_datasets, get_dataset_class
@@ -483,9 +489,16 @@ def convert_checkpoint(checkpoint, output_dir, image_shape=None):
     if image_shape is None:
         image_shape = original_image_shape(dataset_name, run.dataset_hparams, run.shapes)
         if image_shape[-1] != ORIGINAL_IMAGE_SHAPES[dataset_name][-1]:
-            notes.append(f"the model was trained on {image_shape[-1]}-channel frames where {dataset_name!r} records "
-                         f"hold {ORIGINAL_IMAGE_SHAPES[dataset_name][-1]} (e.g. KTH before the original's Nov 2018 "
-                         "preprocessing, which kept RGB); its input records need that many channels")
+            note = (f"the model was trained on {image_shape[-1]}-channel frames where {dataset_name!r} records "
+                    f"hold {ORIGINAL_IMAGE_SHAPES[dataset_name][-1]} (e.g. KTH before the original's Nov 2018 "
+                    "preprocessing, which kept RGB)")
+            if _accepts_num_channels(dataset_name) and image_shape[-1] == 3:
+                # grey records read as 3 identical channels (GreyChannelsMixin), recorded in the run directory
+                run = run._replace(dataset_hparams=dict(run.dataset_hparams, num_channels=3))
+                note += "; the converted run reads them with num_channels=3 (the grey channel repeated)"
+            else:
+                note += "; its input records need that many channels"
+            notes.append(note)
     image_shape = tuple(int(d) for d in image_shape)
     action_dim, state_dim = _action_state_dims(run.shapes, run.dataset_hparams)
     try:
