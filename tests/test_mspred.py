@@ -168,3 +168,31 @@ def test_per_level_gifs_and_arrays(tmp_path):
     arrays = np.load(tmp_path / "levels_00001.npz")
     assert arrays["level1"].shape == (2, 2, 16, 16, 1)
     assert list(arrays["target_frames_level2"]) == [6, 10] and arrays["targets_level2"].shape == (2, 16, 16, 1)
+
+
+def test_epoch_length_from_the_training_set():
+    """steps_per_epoch=0: one pass over the training loader (ceil(videos / batch)); max_steps=0: num_epochs epochs."""
+    from video_prediction.training import build_model
+
+    class Videos:  # the dataset interface build_model reads
+        mode, input_dir = "train", "fake"
+
+        class hparams:
+            context_frames, sequence_length, time_shift = 3, 11, 1
+
+        def __init__(self, count):
+            self.count = count
+
+        def num_examples_per_epoch(self):
+            return self.count
+
+    tiny = {k: v for k, v in TINY.items() if k not in ("context_frames", "sequence_length", "steps_per_epoch")}
+    model = build_model("mspred", Videos(37), dict(tiny, steps_per_epoch=0, max_steps=0, num_epochs=4, batch_size=8))
+    assert model.hparams.steps_per_epoch == 5 and model.hparams.max_steps == 20
+    model = build_model("mspred", Videos(37), dict(tiny, steps_per_epoch=0, max_steps=7), "steps_per_epoch=2")
+    assert model.hparams.steps_per_epoch == 2 and model.hparams.max_steps == 7
+    with pytest.raises(ValueError, match="needs training videos"):
+        build_model("mspred", Videos(0), dict(tiny, steps_per_epoch=0))
+    for dataset in ("kth", "synpick"):  # the original's epochs are full passes over their training sets
+        path = os.path.join(os.path.dirname(__file__), "..", "hparams", dataset, "mspred", "model_hparams.json")
+        assert json.load(open(path))["steps_per_epoch"] == 0

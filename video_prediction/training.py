@@ -169,6 +169,7 @@ def build_model(name, dataset, hparams_dict=None, hparams=None):
         repeat=dataset.hparams.time_shift,
     )
     merged = resolve_hparams(defaults, merged, hparams).values()
+    merged.update(model_class.hparams_from_dataset(merged, dataset))  # e.g. MSPred's epoch length
     return model_class(hparams=merged)
 
 

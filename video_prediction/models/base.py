@@ -61,6 +61,15 @@ class BaseVideoPredictionModel(keras.Model):
             batch_size=16,
         )
 
+    @classmethod
+    def hparams_from_dataset(cls, hparams, dataset):
+        """Hparams that depend on the training data, given the merged ``hparams`` dict (default: none).
+
+        ``build_model`` calls this after taking context/sequence length from the dataset, so that a
+        model can size e.g. an epoch from ``dataset.num_examples_per_epoch()``.
+        """
+        return {}
+
     @property
     def context_frames(self):
         return self.hparams.context_frames

@@ -135,11 +135,27 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
             lr_decay_steps=[250],  # epochs
             lr_warmup_steps=0,  # epochs
             num_epochs=350,
-            steps_per_epoch=3750,  # original: len(train loader) = 60000 / 16 for mmnist
+            # An epoch is one pass over the training loader (its length, drop_last False): 60000 / 16 for
+            # mmnist.  0 = ceil(training videos / batch_size), counted from the dataset at build time.
+            steps_per_epoch=3750,
         )
         hparams["batch_size"] = 16
-        hparams["max_steps"] = 350 * 3750
+        hparams["max_steps"] = 350 * 3750  # 0 = num_epochs * steps_per_epoch
         return hparams
+
+    @classmethod
+    def hparams_from_dataset(cls, hparams, dataset):
+        derived = {}
+        steps_per_epoch = hparams["steps_per_epoch"]
+        if steps_per_epoch <= 0:
+            num_examples = dataset.num_examples_per_epoch()
+            if num_examples < 1:
+                raise ValueError(f"steps_per_epoch=0 needs training videos, but {dataset.input_dir!r} "
+                                 f"({dataset.mode}) has none long enough")
+            steps_per_epoch = derived["steps_per_epoch"] = -(-num_examples // hparams["batch_size"])
+        if hparams["max_steps"] <= 0:
+            derived["max_steps"] = hparams["num_epochs"] * steps_per_epoch
+        return derived
 
     def __init__(self, hparams_dict=None, hparams=None, name=None, **kwargs):
         super().__init__(hparams_dict=hparams_dict, hparams=hparams, name=name or "mspred", **kwargs)
