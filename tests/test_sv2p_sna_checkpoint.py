@@ -57,8 +57,8 @@ def sv2p_shapes(smear=0, state_dim=3, action_dim=4, masks=10):
     return shapes
 
 
-def sna_shapes(ngf=4, state_dim=3, action_dim=4, masks=10):
-    s, top = 16 // 8, ngf + 32
+def sna_shapes(ngf=4, state_dim=3, action_dim=4, masks=10, size=SIZE):
+    s, top = size // 8, ngf + 32
     return {**slim("scale1_conv1", (5, 5, CHANNELS, 32), norm="layer_norm1"), **lstm(1, 32, ngf),
             **slim("conv2", (3, 3, ngf, ngf)), **lstm(3, ngf, 2 * ngf), **slim("conv3", (3, 3, 2 * ngf, 2 * ngf)),
             **slim("conv4", (1, 1, 2 * ngf + action_dim + state_dim, 2 * ngf)), **lstm(5, 2 * ngf, 4 * ngf),
@@ -69,14 +69,20 @@ def sna_shapes(ngf=4, state_dim=3, action_dim=4, masks=10):
             **slim("state_pred", (action_dim + state_dim, state_dim))}
 
 
-def write_original_run(directory, shapes, model, model_hparams, use_state, seed=0):
-    """Random values under ``shapes`` (+ Adam slots) as a TF1 checkpoint with the original's JSON files."""
+def seeded_values(shapes, seed):
+    """N(0, 0.2) values drawn in the order of the sorted names (as for tests/data/sv2p_sna_reference.npz)."""
     rng = np.random.default_rng(seed)
-    values = {name: rng.normal(0, 0.3, shape).astype(np.float32) for name, shape in shapes.items()}
+    return {name: rng.normal(0, 0.2, shapes[name]).astype(np.float32) for name in sorted(shapes)}
+
+
+def write_original_run(directory, shapes, model, model_hparams, use_state, seed=0, size=SIZE):
+    """Random values under ``shapes`` (+ Adam slots) as a TF1 checkpoint with the original's JSON files."""
+    values = seeded_values(shapes, seed)
     saved = dict(values, global_step=np.int64(777), beta1_power=np.float32(0.5), beta2_power=np.float32(0.5))
     for name, value in values.items():  # Adam slots, skipped by the converter
         saved[f"{name}/Adam"] = saved[f"{name}/Adam_1"] = np.zeros_like(value)
-    dataset_hparams = dict(context_frames=2, sequence_length=LENGTH, use_state=use_state, scale_size=SIZE)
+    dataset_hparams = dict(context_frames=2, sequence_length=model_hparams["sequence_length"], use_state=use_state,
+                           scale_size=size)
     write_tf1_run(directory, saved, model_hparams, dataset="softmotion", dataset_hparams=dataset_hparams)
     with open(os.path.join(directory, "options.json"), "w") as f:
         json.dump(dict(dataset="softmotion", model=model), f)
@@ -138,3 +144,31 @@ def test_errors_name_the_problem(tmp_path):
     write_original_run(tmp_path / "savp", shapes, "savp", dict(HPARAMS, ngf=4), use_state=True)
     with pytest.raises(ConversionError, match="'savp' run"):
         convert_checkpoint(tmp_path / "savp", tmp_path / "run3")
+
+
+REFERENCE = os.path.join(os.path.dirname(__file__), "data", "sv2p_sna_reference.npz")
+
+
+def test_converted_models_reproduce_the_original_outputs(tmp_path, monkeypatch):
+    """Outputs of the original sv2p_model.py / sna_model.py (TF1 graph, tf_slim) on these weights, stored in
+    tests/data/sv2p_sna_reference.npz (how: tests/data/README.md): the converted models give the same frames."""
+    ref = np.load(REFERENCE)
+    # sv2p, action-conditioned, prior path with the original's noise; and the latent tower's mean / log variance
+    write_original_run(tmp_path / "sv2p", sv2p_shapes(smear=7), "sv2p", dict(HPARAMS, kl_weight=0.008),
+                       use_state=True, seed=0)
+    sv2p = convert_checkpoint(tmp_path / "sv2p", tmp_path / "sv2p_run")
+    batch = dict(images=tf.constant(ref["sv2p_images"] / np.float32(255)), actions=ref["sv2p_actions"],
+                 states=ref["sv2p_states"])
+    monkeypatch.setattr(tf.random, "normal", lambda shape, *args, **kwargs: tf.constant(ref["sv2p_noise"]))
+    outputs = sv2p(batch, training=False)
+    monkeypatch.undo()
+    for key in ("gen_images", "gen_states", "zs_mu", "zs_log_sigma_sq"):
+        np.testing.assert_allclose(outputs[key].numpy(), ref[f"sv2p_{key}"], atol=1e-5, err_msg=key)
+    # sna at 64x64 (the original's mask reshape is hard-coded to 64x64), ngf 4
+    write_original_run(tmp_path / "sna", sna_shapes(size=64), "sna", dict(HPARAMS, ngf=4, sequence_length=3),
+                       use_state=True, seed=1, size=64)
+    sna = convert_checkpoint(tmp_path / "sna", tmp_path / "sna_run")
+    outputs = sna(dict(images=tf.constant(ref["sna_images"] / np.float32(255)), actions=ref["sna_actions"],
+                       states=ref["sna_states"]), training=False)
+    for key in ("gen_images", "gen_states"):
+        np.testing.assert_allclose(outputs[key].numpy(), ref[f"sna_{key}"], atol=1e-5, err_msg=key)
