@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import selectors
 import signal
 import subprocess
@@ -67,16 +68,19 @@ def run_to_end(args):
     return result.stdout
 
 
-def run_and_kill(args, rng, first_after=None, timeout=300):
-    """Start train.py, SIGKILL it after a random number of steps plus a random delay; returns its output."""
+def run_and_kill(args, rng, earliest=1, timeout=400):
+    """Start train.py and SIGKILL it soon after it reaches a random step (plus a random delay).
+
+    The step is drawn after the run says where it starts, within four steps of that start and not
+    too close to the end, so that every run is really killed.  Returns ``(output, return code)``.
+    """
     process = subprocess.Popen(train_command(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env=ENV, cwd=ROOT)
-    target = rng.randint(1, MAX_STEPS - 1) if first_after is None else rng.randint(first_after, MAX_STEPS - 1)
-    output, steps, deadline = [], 0, time.time() + timeout
+    output, start, target, deadline = [], 0, None, time.time() + timeout
     selector = selectors.DefaultSelector()
     selector.register(process.stdout, selectors.EVENT_READ)
     try:
-        while steps < target and time.time() < deadline:
+        while time.time() < deadline:
             if not selector.select(timeout=1.0):
                 if process.poll() is not None:
                     break
@@ -85,9 +89,16 @@ def run_and_kill(args, rng, first_after=None, timeout=300):
             if not line:
                 break
             output.append(line)
-            if line.startswith("step "):
-                steps += 1
-        time.sleep(rng.uniform(0.0, 0.4))  # anywhere: inside a step, a save, or between them
+            resumed = re.match(r"resumed from .* at step (\d+)", line)
+            if resumed:
+                start = int(resumed.group(1))
+            reached = re.match(r"step (\d+)/", line)
+            if reached:
+                if target is None:
+                    target = rng.randint(max(start + 1, earliest), max(min(start + 4, MAX_STEPS - 3), start + 1))
+                if int(reached.group(1)) >= target:
+                    break
+        time.sleep(rng.uniform(0.0, 0.1))  # anywhere: inside a step, a save, or between them
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
     finally:
@@ -129,13 +140,13 @@ def test_sigkill_at_random_points_then_resume_is_bitwise_equal(records, referenc
     outputs, codes = [], []
     for cycle in range(KILLS):
         # The first kill comes after the first checkpoint, so that the later runs really resume.
-        output, code = run_and_kill(args, rng, first_after=3 if cycle == 0 else None)
+        output, code = run_and_kill(args, rng, earliest=3 if cycle == 0 else 1)
         outputs.append(output)
         codes.append(code)
     final = run_to_end(args)
     context = f"kill seed {seed}; outputs:\n" + "\n----\n".join(o[-800:] for o in outputs + [final])
-    assert sum(c == -signal.SIGKILL for c in codes) >= 2, context  # at least two runs were really killed
-    assert any("resumed from" in o for o in outputs[1:] + [final]), context
+    assert codes == [-signal.SIGKILL] * KILLS, context  # every run was really killed
+    assert all("resumed from" in o for o in outputs[1:] + [final]), context
     latest = checkpointing.latest_complete_checkpoint(str(output_dir))
     assert latest.endswith(f"ckpt-{MAX_STEPS}"), context
     expected = checkpoint_tensors(checkpointing.latest_complete_checkpoint(str(reference_run)))

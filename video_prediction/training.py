@@ -292,8 +292,11 @@ class TrainingMonitor(keras.callbacks.Callback):
         self.num_summary_videos = num_summary_videos
         self.fps = fps
         self.verbose = verbose
-        self.train_writer = tf.summary.create_file_writer(os.path.join(output_dir, "train"))
-        self.val_writer = tf.summary.create_file_writer(os.path.join(output_dir, "val"))
+        if output_dir is None:  # a non-chief worker: no event files
+            self.train_writer = self.val_writer = tf.summary.create_noop_writer()
+        else:
+            self.train_writer = tf.summary.create_file_writer(os.path.join(output_dir, "train"))
+            self.val_writer = tf.summary.create_file_writer(os.path.join(output_dir, "val"))
         self._val_losses_fn = None
         self._window_start = time.time()
         self._window_start_step = self.step
@@ -446,9 +449,9 @@ def train(input_dir, dataset_name, model_name, output_dir, dataset_hparams_dict=
         print(f"no validation summaries: {e}")
     for dataset in (train_dataset, val_dataset):
         _report_corrupt_records(dataset)
-    if num_workers > 1 or deterministic:
-        # Every worker slices the same global batches, so all must produce them in the same order.
-        train_dataset.deterministic_order = True
+    # A seeded run reads its records in one order: resumes, reruns and the workers of a multi-worker run
+    # (each slices the same global batches) all see the same batches.
+    train_dataset.deterministic_order = True
 
     with strategy.scope():
         model = build_model(model_name, train_dataset, model_hparams_dict, model_hparams)
@@ -509,7 +512,8 @@ def train(input_dir, dataset_name, model_name, output_dir, dataset_hparams_dict=
         val_batch = {k: v for k, v in first_batch(val_dataset, min(batch_size, 8)).items()}
     verbose = 1 if verbose == "auto" else int(verbose)
     monitor = TrainingMonitor(initial_step, max_steps, summary_freq if is_chief else 0,
-                              image_summary_freq if is_chief else 0, output_dir, val_batch=val_batch,
+                              image_summary_freq if is_chief else 0, output_dir if is_chief else None,
+                              val_batch=val_batch,
                               verbose=verbose if is_chief else 0)
     monitor.set_model(model)
     model.train_function = make_train_function(model, strategy, run_state, skip_nonfinite_steps, worker,
