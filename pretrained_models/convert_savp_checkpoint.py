@@ -1,9 +1,10 @@
-"""Convert an original SAVP TF1 checkpoint into a run directory for generate.py / evaluate.py.
+"""Convert an original TF1 checkpoint of the SAVP repository (savp, sv2p or sna) into a run directory.
 
     python pretrained_models/convert_savp_checkpoint.py --checkpoint pretrained_models/bair_action_free/ours_savp/tf1 \
         --output_dir pretrained_models/bair_action_free/ours_savp
 
-The checkpoint's own model_hparams.json / dataset_hparams.json / options.json are applied.
+The checkpoint's own model_hparams.json / dataset_hparams.json / options.json are applied; options.json's
+model (savp, sv2p or sna) picks the converter.  The result serves generate.py / evaluate.py --checkpoint.
 """
 
 import sys
@@ -20,10 +21,10 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    from video_prediction.models.savp_checkpoint import convert_checkpoint
+    from video_prediction.pretrained import convert_original_checkpoint
 
     image_shape = [int(d) for d in FLAGS.image_shape] if FLAGS.image_shape else None
-    model = convert_checkpoint(FLAGS.checkpoint, FLAGS.output_dir, image_shape=image_shape)
+    model = convert_original_checkpoint(FLAGS.checkpoint, FLAGS.output_dir, image_shape=image_shape)
     print(f"wrote {FLAGS.output_dir} ({model.count_params()} parameters, step {int(model.global_step.numpy())})")
 
 

@@ -172,3 +172,24 @@ def test_converted_models_reproduce_the_original_outputs(tmp_path, monkeypatch):
                        states=ref["sna_states"]), training=False)
     for key in ("gen_images", "gen_states"):
         np.testing.assert_allclose(outputs[key].numpy(), ref[f"sna_{key}"], atol=1e-5, err_msg=key)
+
+
+def test_convert_script_and_download_pick_the_converter_from_options(tmp_path):
+    """convert_savp_checkpoint.py (and download_model.sh) convert sv2p/sna runs too, by options.json's model."""
+    import subprocess
+    import sys
+
+    from video_prediction.pretrained import convert_original_checkpoint
+
+    write_original_run(tmp_path / "sna", sna_shapes(), "sna", dict(HPARAMS, ngf=4), use_state=True)
+    root = os.path.join(os.path.dirname(__file__), "..")
+    result = subprocess.run([sys.executable, os.path.join(root, "pretrained_models", "convert_savp_checkpoint.py"),
+                             "--checkpoint", str(tmp_path / "sna"), "--output_dir", str(tmp_path / "run")],
+                            capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    options = json.load(open(tmp_path / "run" / "options.json"))
+    assert options["model"] == "sna" and "step 777" in result.stdout
+    with open(tmp_path / "sna" / "options.json", "w") as f:
+        json.dump(dict(dataset="softmotion", model="dna"), f)
+    with pytest.raises(ValueError, match="model 'dna' has no converter"):
+        convert_original_checkpoint(tmp_path / "sna", tmp_path / "run2")

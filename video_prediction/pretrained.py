@@ -7,7 +7,8 @@ extracts it into ``.../ours_savp/tf1/`` and deletes the tarball, then converts
 the TF1 checkpoint so that ``.../ours_savp`` itself is a run directory for
 ``generate.py`` / ``evaluate.py --checkpoint`` (as in the original README).
 A second call skips the steps already done.  The ``sv2p_*`` / ``sna_*``
-baselines are downloaded and extracted but not converted (no converter yet).
+baselines convert the same way (``convert_original_checkpoint`` picks the
+converter from the run's ``options.json``).
 """
 
 import glob
@@ -47,11 +48,6 @@ def archive_name(dataset, model):
     if model not in models:
         raise ValueError(f"unknown model {model!r} for dataset {dataset!r}; valid models: {', '.join(sorted(models))}")
     return f"{dataset}_{models[model]}.tar.gz"
-
-
-def is_convertible(model):
-    """Whether this port converts the model (the SAVP variants; not the sv2p/sna baselines)."""
-    return model.startswith("ours_")
 
 
 def convert_command(original_dir, output_dir):
@@ -120,23 +116,38 @@ def download_model(dataset, model, output_root="pretrained_models", base_url=BAS
         os.rename(staging, original_dir)
         os.remove(archive)
         print(f"extracted {fname} into {original_dir}")
-    if not is_convertible(model):
-        print(f"{model} is not a SAVP variant: no converter for it here; the original files are in {original_dir}")
-        return model_dir
     if not convert:
         print(f"to convert: {convert_command(original_dir, model_dir)}")
         return model_dir
     # TensorFlow is imported only now: bad names and failed downloads are reported at once.
-    from video_prediction.models.savp_checkpoint import convert_checkpoint
     from video_prediction.training import latest_checkpoint
 
     if latest_checkpoint(model_dir) is not None:
         print(f"{model_dir} already holds the converted checkpoint")
         return model_dir
     try:
-        convert_checkpoint(original_dir, model_dir)
+        convert_original_checkpoint(original_dir, model_dir)
     except ValueError as e:
         raise ValueError(f"{e}\nthe original checkpoint is kept in {original_dir}; after fixing the cause run: "
                          f"{convert_command(original_dir, model_dir)}") from None
     print(f"converted into {model_dir}: use --checkpoint {model_dir}")
     return model_dir
+
+
+def convert_original_checkpoint(checkpoint, output_dir, image_shape=None):
+    """Convert an original TF1 run (savp, sv2p or sna, as its ``options.json`` says; savp if absent)."""
+    import json
+
+    prefix = find_original_checkpoint(checkpoint)
+    options_path = os.path.join(os.path.dirname(prefix), "options.json")
+    model_name = "savp"
+    if os.path.exists(options_path):
+        with open(options_path) as f:
+            model_name = json.load(f).get("model") or "savp"
+    if model_name == "savp":
+        from video_prediction.models.savp_checkpoint import convert_checkpoint
+    elif model_name in ("sv2p", "sna"):
+        from video_prediction.models.conv_lstm_cdna_checkpoint import convert_checkpoint
+    else:
+        raise ValueError(f"{options_path}: model {model_name!r} has no converter; valid: savp, sv2p, sna")
+    return convert_checkpoint(prefix, output_dir, image_shape=image_shape)

@@ -28,7 +28,8 @@ import os
 import tensorflow as tf
 
 from video_prediction.checkpoint_conversion import ConversionError, Target
-from video_prediction.models.savp_checkpoint import open_original_run, original_image_shape, write_converted_run
+from video_prediction.models.savp_checkpoint import (match_record_channels, open_original_run, original_image_shape,
+                                                     write_converted_run)
 from video_prediction.models.sna import SNAVideoPredictionModel
 from video_prediction.models.sv2p import SV2PVideoPredictionModel
 
@@ -131,11 +132,13 @@ def convert_checkpoint(checkpoint, output_dir, image_shape=None):
         height, width, _ = original_image_shape(run.dataset_name, run.dataset_hparams)
         image_shape = (height, width, int(first_kernel[2]))  # channels as trained (KTH runs may be RGB)
     image_shape = tuple(int(d) for d in image_shape)
+    notes = []
+    run = match_record_channels(run, image_shape, notes)
     try:
         model = MODEL_CLASSES[model_name](hparams=run.model_hparams)
         model.build_from_batch(_example_batch(model, image_shape, run.shapes,
                                               bool(run.dataset_hparams.get("use_state"))))
     except ValueError as e:
         raise ConversionError(f"{os.path.join(os.path.dirname(run.prefix), 'model_hparams.json')}: {e}") from None
-    write_converted_run(run, model, model_name, original_variable_names(model), image_shape, output_dir)
+    write_converted_run(run, model, model_name, original_variable_names(model), image_shape, output_dir, notes)
     return model

@@ -407,6 +407,28 @@ def _action_state_dims(shapes, dataset_hparams):
                           f"{CELL_SCOPES[0]}/state_pred/dense/kernel to size the actions and states")
 
 
+def match_record_channels(run, image_shape, notes):
+    """``run`` with ``num_channels=3`` in its dataset hparams when an RGB model meets grey records.
+
+    The 2018 KTH models were trained on RGB frames (the original's preprocessing kept 3 channels
+    before Nov 2018) while ``kth`` records hold one; grey datasets read them as 3 identical
+    channels (``GreyChannelsMixin``), recorded in the converted run directory.  Appends a note.
+    """
+    dataset_name = run.dataset_name
+    stored = ORIGINAL_IMAGE_SHAPES.get(dataset_name, (None, None, image_shape[-1]))[-1]
+    if image_shape[-1] == stored:
+        return run
+    note = (f"the model was trained on {image_shape[-1]}-channel frames where {dataset_name!r} records hold "
+            f"{stored} (e.g. KTH before the original's Nov 2018 preprocessing, which kept RGB)")
+    if _accepts_num_channels(dataset_name) and image_shape[-1] == 3:
+        run = run._replace(dataset_hparams=dict(run.dataset_hparams, num_channels=3))
+        note += "; the converted run reads them with num_channels=3 (the grey channel repeated)"
+    else:
+        note += "; its input records need that many channels"
+    notes.append(note)
+    return run
+
+
 def _accepts_num_channels(dataset_name):
     from video_prediction.datasets import available_datasets, get_dataset_class
 
@@ -488,17 +510,7 @@ def convert_checkpoint(checkpoint, output_dir, image_shape=None):
     dataset_name = run.dataset_name
     if image_shape is None:
         image_shape = original_image_shape(dataset_name, run.dataset_hparams, run.shapes)
-        if image_shape[-1] != ORIGINAL_IMAGE_SHAPES[dataset_name][-1]:
-            note = (f"the model was trained on {image_shape[-1]}-channel frames where {dataset_name!r} records "
-                    f"hold {ORIGINAL_IMAGE_SHAPES[dataset_name][-1]} (e.g. KTH before the original's Nov 2018 "
-                    "preprocessing, which kept RGB)")
-            if _accepts_num_channels(dataset_name) and image_shape[-1] == 3:
-                # grey records read as 3 identical channels (GreyChannelsMixin), recorded in the run directory
-                run = run._replace(dataset_hparams=dict(run.dataset_hparams, num_channels=3))
-                note += "; the converted run reads them with num_channels=3 (the grey channel repeated)"
-            else:
-                note += "; its input records need that many channels"
-            notes.append(note)
+        run = match_record_channels(run, image_shape, notes)
     image_shape = tuple(int(d) for d in image_shape)
     action_dim, state_dim = _action_state_dims(run.shapes, run.dataset_hparams)
     try:
