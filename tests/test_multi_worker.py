@@ -1,4 +1,5 @@
-"""--strategy multi_worker: two worker processes on 127.0.0.1 train like one process on the global batch."""
+"""--strategy multi_worker: two worker processes on 127.0.0.1 train like one process on the global batch
+(and so do two mirrored replicas in one process)."""
 
 import json
 import os
@@ -22,8 +23,12 @@ MODEL_HPARAMS = dict(ngf=4, nef=4, batch_size=4, nz=0, kl_weight=0.0, video_sn_v
 # The child trains with the library function and dumps its weights, so the test can compare them.
 CHILD = """
 import sys, numpy as np
+import tensorflow as tf
+records, output_dir, strategy, weights_path, steps, model_hparams, cpus = sys.argv[1:8]
+if int(cpus) > 1:  # logical CPU devices: replicas of a mirrored strategy in one process
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * int(cpus))
 from video_prediction import training
-records, output_dir, strategy, weights_path, steps, model_hparams = sys.argv[1:7]
 model = training.train(records, "moving_mnist", "savp", output_dir, dataset_hparams="context_frames=2,sequence_length=4",
                        model_hparams_dict=model_hparams, max_steps=int(steps), save_freq=int(steps), summary_freq=0,
                        image_summary_freq=0, seed=11, strategy_name=strategy, verbose=0)
@@ -41,13 +46,13 @@ def free_ports(count):
     return ports
 
 
-def child(records, output_dir, strategy, weights_path, tf_config=None):
+def child(records, output_dir, strategy, weights_path, tf_config=None, cpus=1):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", PYTHONPATH=ROOT)
     env.pop("TF_CONFIG", None)
     if tf_config is not None:
         env["TF_CONFIG"] = json.dumps(tf_config)
     return subprocess.Popen([sys.executable, "-c", CHILD, records, output_dir, strategy, weights_path, str(STEPS),
-                             os.path.join(records, "model_hparams.json")], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             os.path.join(records, "model_hparams.json"), str(cpus)], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 
 
@@ -85,16 +90,22 @@ def test_two_workers_equal_one_process_on_the_global_batch(records, tmp_path):
     workers = [child(records, run_dir, "multi_worker", str(tmp_path / f"worker{i}.npz"),
                      {"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(2)]
     single = child(records, str(tmp_path / "single"), "one_device", str(tmp_path / "single.npz"))
+    # The same training loop with two replicas in one process (two logical CPUs, batch split in two).
+    mirrored = child(records, str(tmp_path / "mirrored"), "mirrored", str(tmp_path / "mirrored.npz"), cpus=2)
     for i, process in enumerate(workers):
         finish(process, f"worker {i}")
     finish(single, "single process")
+    finish(mirrored, "mirrored, two logical CPUs")
 
-    w0, w1, reference = (load(str(tmp_path / f"{name}.npz")) for name in ("worker0", "worker1", "single"))
-    assert len(w0) == len(w1) == len(reference) > 10
+    w0, w1, reference, two_replicas = (load(str(tmp_path / f"{name}.npz"))
+                                       for name in ("worker0", "worker1", "single", "mirrored"))
+    assert len(w0) == len(w1) == len(reference) == len(two_replicas) > 10
     for a, b in zip(w0, w1):
         np.testing.assert_array_equal(a, b)  # mirrored: both workers hold the same weights
-    for a, b in zip(w0, reference):
+    for a, b, c in zip(w0, reference, two_replicas):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+        np.testing.assert_allclose(c, b, rtol=0, atol=1e-5)
+    assert json.load(open(tmp_path / "mirrored" / "options.json"))["num_replicas"] == 2
     # The chief committed the checkpoint; each worker saved its own input position next to it.
     options = json.load(open(os.path.join(run_dir, "options.json")))
     assert options["num_workers"] == 2 and options["num_replicas"] == 2
@@ -104,7 +115,8 @@ def test_two_workers_equal_one_process_on_the_global_batch(records, tmp_path):
     import tensorflow as tf
 
     reader = tf.train.load_checkpoint(os.path.join(run_dir, f"ckpt-{STEPS}"))
-    iterations = [reader.get_tensor(k) for k in reader.get_variable_to_shape_map() if k.startswith("optimizer/iter")]
+    iterations = [reader.get_tensor(key) for key in reader.get_variable_to_shape_map()
+                  if key.startswith("optimizer/_iterations/")]
     assert iterations == [STEPS]  # the weights compared above are after STEPS real updates
 
 

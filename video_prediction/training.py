@@ -54,7 +54,9 @@ def make_strategy(name="mirrored"):
             raise RunError("TF_CONFIG must hold 'cluster' and 'task' (see the README's Reliability section)")
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
+        # Every GPU, else every logical CPU device (one, unless the process configured more).
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        return tf.distribute.MirroredStrategy([device.name for device in devices])
     if name == "one_device":
         device = "/gpu:0" if tf.config.list_logical_devices("GPU") else "/cpu:0"
         return tf.distribute.OneDeviceStrategy(device)
