@@ -326,3 +326,28 @@ def test_checkpoint_of_another_hparams_set_is_refused(records, reference_run, tm
         train_in_process(records, tmp_path / "new", checkpoint=str(reference_run), model_hparams="ngf=8",
                          model_hparams_dict=str(records / "vae.json"))
     assert files_digest(reference_run) == before
+
+
+def test_corrupt_training_record_is_named_or_skipped(records, tmp_path, capsys):
+    """Through training.train: a flipped payload byte stops the run naming file and record; with
+    --skip_corrupt_records the run trains on the rest and reports what it skipped."""
+    import shutil
+
+    from test_corrupt_records import record_spans
+
+    data_dir = tmp_path / "data"
+    shutil.copytree(records / "mm32", data_dir)
+    path = str(sorted((data_dir / "train").iterdir())[1])
+    start, end = record_spans(path)[1]
+    damaged = bytearray(open(path, "rb").read())
+    damaged[(start + end) // 2] ^= 0x10
+    open(path, "wb").write(bytes(damaged))
+    with pytest.raises(ValueError, match=rf"corrupt TFRecord file {path}: record 1 cannot be read .*"
+                                         r"--skip_corrupt_records"):
+        train_in_process(records, tmp_path / "strict", input_dir=str(data_dir))
+    assert not (tmp_path / "strict" / "checkpoint").exists()
+    capsys.readouterr()
+    model = train_in_process(records, tmp_path / "skipping", input_dir=str(data_dir), max_steps=2,
+                             skip_corrupt_records=True)
+    assert int(model.global_step.numpy()) == 2
+    assert "train: skipped 2 corrupt or unreachable records in 1 files" in capsys.readouterr().out

@@ -186,8 +186,14 @@ def check_image_shape(expected, dataset, what):
 
 
 def first_batch(dataset, batch_size):
-    """One batch of ``dataset`` as a dict of tensors (for building and summaries)."""
-    return next(iter(dataset.make_dataset(batch_size).take(1)))
+    """One batch of ``dataset`` as a dict of tensors (for building and summaries).
+
+    A corrupt record met on the way (the shuffle buffer reads ahead) raises a ValueError naming it.
+    """
+    try:
+        return next(iter(dataset.make_dataset(batch_size).take(1)))
+    except tf.errors.OpError as e:
+        raise _explain_input_error(dataset, e) from None
 
 
 def check_checkpoint_covers(checkpoint, model):
