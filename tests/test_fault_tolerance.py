@@ -351,3 +351,23 @@ def test_corrupt_training_record_is_named_or_skipped(records, tmp_path, capsys):
                              skip_corrupt_records=True)
     assert int(model.global_step.numpy()) == 2
     assert "train: skipped 2 corrupt or unreachable records in 1 files" in capsys.readouterr().out
+
+
+def test_sigterm_saves_the_current_step_and_stops(records, tmp_path, monkeypatch):
+    """Preemption (SIGTERM) after step 3: the step finishes, ckpt-3 is written, the run stops cleanly."""
+    previous_handler = signal.getsignal(signal.SIGTERM)
+    original = training.TrainingMonitor.on_train_batch_end
+
+    def preempt_at_step_3(self, batch, logs=None):
+        original(self, batch, logs)
+        if self.step == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(training.TrainingMonitor, "on_train_batch_end", preempt_at_step_3)
+    output_dir = str(tmp_path / "run")
+    with pytest.raises(training.TrainingInterrupted, match=r"SIGTERM received: stopped after step 3 and saved "
+                                                           r".*ckpt-3; rerun the same command to resume"):
+        train_in_process(records, output_dir)
+    assert checkpointing.latest_complete_checkpoint(output_dir).endswith("ckpt-3")
+    assert os.path.exists(checkpointing.input_prefix(os.path.join(output_dir, "ckpt-3"), 0) + ".index")
+    assert signal.getsignal(signal.SIGTERM) is previous_handler

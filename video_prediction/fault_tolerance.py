@@ -22,6 +22,8 @@
 """
 
 import contextlib
+import signal
+import threading
 
 import numpy as np
 import tensorflow as tf
@@ -29,6 +31,40 @@ import tensorflow as tf
 
 class NonFiniteLossError(ValueError):
     """Training produced a NaN or Inf loss; the message names the step and the loss terms."""
+
+
+class TrainingInterrupted(ValueError):
+    """SIGTERM/SIGINT stopped the run after a checkpoint of the current step was written."""
+
+
+class StopRequests:
+    """Turns SIGTERM (preemption) and SIGINT (Ctrl-C) into a request the train loop honours between steps.
+
+    Installed only in the main thread of a single-worker run: a worker of a
+    multi-worker run cannot save alone (saving takes every worker), so there
+    the default handlers stay and the run resumes from its last checkpoint.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self, enabled=True):
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.received = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        self.received = signal.Signals(signum).name
+
+    def __enter__(self):
+        if self.enabled:
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        return False
 
 
 def derived_seed(seed, step):

@@ -18,8 +18,8 @@ import tensorflow as tf
 from video_prediction.checkpointing import AtomicCheckpointManager, input_prefix, latest_complete_checkpoint
 from video_prediction.datasets import get_dataset_class
 from video_prediction.datasets.base import BaseVideoDataset, explain_read_error
-from video_prediction.fault_tolerance import (NonFiniteLossError, RunState, derived_seed, make_train_function,
-                                              nonfinite_message, worker_slice)
+from video_prediction.fault_tolerance import (NonFiniteLossError, RunState, StopRequests, TrainingInterrupted,
+                                              derived_seed, make_train_function, nonfinite_message, worker_slice)
 from video_prediction.hparams import resolve_hparams
 from video_prediction.models import get_model_class
 
@@ -526,9 +526,10 @@ def train(input_dir, dataset_name, model_name, output_dir, dataset_hparams_dict=
     monitor.set_model(model)
     model.train_function = make_train_function(model, strategy, run_state, skip_nonfinite_steps, worker,
                                                num_workers, jit_compile)
-    _run_loop(model, monitor, manager, run_state, iterator, train_dataset, initial_step=initial_step,
-              max_steps=max_steps, save_freq=save_freq, summary_freq=summary_freq,
-              skip_nonfinite_steps=skip_nonfinite_steps)
+    with StopRequests(enabled=num_workers == 1) as stop:
+        _run_loop(model, monitor, manager, run_state, iterator, train_dataset, initial_step=initial_step,
+                  max_steps=max_steps, save_freq=save_freq, summary_freq=summary_freq,
+                  skip_nonfinite_steps=skip_nonfinite_steps, stop=stop)
     skipped = int(run_state.skipped_nonfinite_steps.numpy())
     if skipped:
         print(f"{skipped} steps so far had a non-finite loss; their updates were skipped")
@@ -536,8 +537,9 @@ def train(input_dir, dataset_name, model_name, output_dir, dataset_hparams_dict=
 
 
 def _run_loop(model, monitor, manager, run_state, iterator, train_dataset, initial_step, max_steps, save_freq,
-              summary_freq, skip_nonfinite_steps):
-    """Steps from ``initial_step`` to ``max_steps`` with ``model.train_function``; checkpoints every ``save_freq``."""
+              summary_freq, skip_nonfinite_steps, stop):
+    """Steps from ``initial_step`` to ``max_steps`` with ``model.train_function``; checkpoints every
+    ``save_freq``, at the end, and when ``stop`` (SIGTERM/SIGINT) asks for it after a step."""
     step = initial_step
     epoch = 0
     monitor.on_train_begin()
@@ -562,8 +564,12 @@ def _run_loop(model, monitor, manager, run_state, iterator, train_dataset, initi
             epoch += 1
             for metric in model.metrics:
                 metric.reset_state()
-        if (save_freq and step % save_freq == 0) or step == max_steps:
-            manager.save(step)
+        if (save_freq and step % save_freq == 0) or step == max_steps or stop.received:
+            prefix = manager.save(step)
+            if stop.received and step < max_steps:
+                monitor.on_train_end()
+                raise TrainingInterrupted(f"{stop.received} received: stopped after step {step} and saved {prefix}; "
+                                          "rerun the same command to resume")
     monitor.on_train_end()
 
 
