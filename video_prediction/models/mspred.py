@@ -252,12 +252,21 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
         head_outputs = [[] for _ in range(NUM_LEVELS - 1)]
         gen_images = []
         level_inputs = residuals = None
+        # The posterior's encoding of frame t+1 at step t is step t+1's context input: the same
+        # frame through the same encoder.  The original encodes it twice; once is the same
+        # tensor unless BatchNorm updates moving statistics (training with batch_stats off).
+        reuse_encoding = hp.batch_norm_batch_stats or not training
+        next_encoding = None
 
         for t in range(length - 1):
+            encoding, next_encoding = next_encoding, None
             if hp.stochastic_latents:
-                target_inputs, _ = self._encode_levels(images[:, t + 1], training)
+                next_encoding = self._encode_levels(images[:, t + 1], training)
+                target_inputs = next_encoding[0]
             if t < context:
-                level_inputs, residuals = self._encode_levels(images[:, t], training)
+                if encoding is None or not reuse_encoding:
+                    encoding = self._encode_levels(images[:, t], training)
+                level_inputs, residuals = encoding
             elif hp.autoreg_mode == "LAST_PRED_FEATS":
                 level_inputs = pred_feats
             else:  # LAST_PRED_FRAME: re-encode the last predicted frame
