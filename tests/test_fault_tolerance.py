@@ -95,7 +95,7 @@ def run_and_kill(args, rng, earliest=1, timeout=400):
             reached = re.match(r"step (\d+)/", line)
             if reached:
                 if target is None:
-                    target = rng.randint(max(start + 1, earliest), max(min(start + 4, MAX_STEPS - 3), start + 1))
+                    target = rng.randint(max(start + 1, earliest), max(min(start + 4, MAX_STEPS - 4), start + 1))
                 if int(reached.group(1)) >= target:
                     break
         time.sleep(rng.uniform(0.0, 0.1))  # anywhere: inside a step, a save, or between them
