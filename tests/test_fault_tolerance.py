@@ -371,3 +371,26 @@ def test_sigterm_saves_the_current_step_and_stops(records, tmp_path, monkeypatch
     assert checkpointing.latest_complete_checkpoint(output_dir).endswith("ckpt-3")
     assert os.path.exists(checkpointing.input_prefix(os.path.join(output_dir, "ckpt-3"), 0) + ".index")
     assert signal.getsignal(signal.SIGTERM) is previous_handler
+
+
+def test_checkpoint_without_run_state_still_resumes(records, reference_run, tmp_path, capsys):
+    """A run written before run states (RNG, counters) were checkpointed still resumes, and says so."""
+    import shutil
+
+    output_dir = tmp_path / "old"
+    shutil.copytree(reference_run, output_dir)
+    latest = checkpointing.latest_complete_checkpoint(str(output_dir))
+    # Rewrite the latest checkpoint as the earlier training loop did: model and optimizer only.
+    model, _, _ = training.load_model(latest)
+    model.make_optimizers()
+    model.build_optimizers()
+    legacy = tf.train.Checkpoint(model=model, **model.optimizers_by_name())
+    legacy.restore(latest).expect_partial()
+    legacy.save_counter  # noqa: B018 (CheckpointManager.save wrote it)
+    legacy.write(latest)
+    assert not any(name.startswith("run_state/") for name, _ in tf.train.list_variables(latest))
+    capsys.readouterr()
+    resumed = train_in_process(records, output_dir, max_steps=MAX_STEPS, model_hparams_dict=str(records / "vae.json"))
+    out = capsys.readouterr().out
+    assert "has no run state (an older checkpoint)" in out and f"at step {MAX_STEPS}" in out
+    assert int(resumed.global_step.numpy()) == MAX_STEPS

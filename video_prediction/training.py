@@ -497,7 +497,12 @@ def train(input_dir, dataset_name, model_name, output_dir, dataset_hparams_dict=
         ckpt.save_counter  # noqa: B018
     check_checkpoint_covers(ckpt, model)
     if resume_prefix is not None:
-        _restore(ckpt, resume_prefix, f"model {model_name!r} of {output_dir!r}", partial=False)
+        target = ckpt
+        if not any(name.startswith("run_state/") for name, _ in tf.train.list_variables(resume_prefix)):
+            # Written before run states were checkpointed: everything else resumes, the random stream restarts.
+            target = tf.train.Checkpoint(model=model, **model.optimizers_by_name())
+            print(f"{resume_prefix} has no run state (an older checkpoint): the random stream starts afresh")
+        _restore(target, resume_prefix, f"model {model_name!r} of {output_dir!r}", partial=False)
         print(f"resumed from {resume_prefix} at step {int(model.global_step.numpy())}")
     elif init_prefix is not None:
         _restore(ckpt, init_prefix, f"model {model_name!r}", partial=True)
