@@ -37,7 +37,8 @@ flags.DEFINE_bool("measure", True, "measure every variant (--nomeasure: only eva
 flags.DEFINE_bool("evaluation", True, "also measure evaluation throughput (PSNR/SSIM, LPIPS/FVD with weights)")
 flags.DEFINE_string("reference_command", None, "external train-step timer to compare the first variant with")
 flags.DEFINE_integer("reference_rounds", 3, "interleaved rounds of the reference comparison")
-flags.DEFINE_integer("reference_steps", 3, "steps per turn in the reference comparison")
+flags.DEFINE_integer("reference_steps", 3, "steps per turn in the reference (and jit) comparison")
+flags.DEFINE_integer("jit_rounds", 0, "interleaved rounds of jit vs no-jit train steps for the first variant")
 flags.DEFINE_integer("seed", 7, "seed")
 flags.DEFINE_string("output", "benchmark.json", "JSON report")
 
@@ -61,7 +62,8 @@ def main(argv):
         variants, settings, jit_values, steps=FLAGS.steps, max_seconds=FLAGS.max_seconds,
         generate_calls=FLAGS.generate_calls, profile_steps=FLAGS.profile_steps, evaluation=FLAGS.evaluation,
         reference_command=FLAGS.reference_command, reference_rounds=FLAGS.reference_rounds,
-        reference_steps=FLAGS.reference_steps, measure=FLAGS.measure, output=FLAGS.output, command=" ".join(sys.argv))
+        reference_steps=FLAGS.reference_steps, measure=FLAGS.measure, jit_rounds=FLAGS.jit_rounds,
+        output=FLAGS.output, command=" ".join(sys.argv))
     print(benchmark.format_report(payload))
     print(f"wrote {FLAGS.output}")
 

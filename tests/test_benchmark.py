@@ -111,6 +111,14 @@ def test_reference_comparison_alternates_turns(tiny_setup):
     assert result["reference_info"]["params"] == 1 and result["pipeline_examples_per_second"] > 0
 
 
+def test_interleave_alternates_who_starts():
+    calls = []
+    runners = [(name, lambda n, name=name: calls.append(name) or [0.01] * n) for name in ("a", "b")]
+    turns = benchmark.interleave(runners, rounds=3, steps_per_round=2, log=lambda *_: None)
+    assert calls == ["a", "b", "b", "a", "a", "b"] and [t["round"] for t in turns] == [0, 0, 1, 1, 2, 2]
+    assert all(t["times"] == [0.01, 0.01] and len(t["loadavg_after"]) == 3 for t in turns)
+
+
 def test_reference_that_exits_early_is_reported():
     with pytest.raises(benchmark.BenchmarkError, match="exited .*before answering"):
         benchmark.ReferenceProcess(f"{sys.executable} -c 'print(1)'")
@@ -118,7 +126,10 @@ def test_reference_that_exits_early_is_reported():
 
 def test_evaluation_rates_and_image_size_check_in_process(tiny_setup):
     _, settings, _, _ = tiny_setup
-    in_process = dataclasses.replace(settings, intra_op_threads=0, inter_op_threads=0)
+    import tensorflow as tf  # in this process: keep whatever thread settings it already runs with
+
+    in_process = dataclasses.replace(settings, intra_op_threads=tf.config.threading.get_intra_op_parallelism_threads(),
+                                     inter_op_threads=tf.config.threading.get_inter_op_parallelism_threads())
     bench = benchmark.EvaluationBench(in_process)
     rates = bench.metric_rates(["psnr", "ssim"], batch_size=2, calls=3)
     assert rates["psnr"]["frames_per_second"] > 0 and rates["ssim"]["frames_per_second"] > 0

@@ -14,12 +14,11 @@ from video_prediction.models import get_model_class
 
 HPARAMS_DIR = os.path.join(os.path.dirname(__file__), "..", "hparams", "moving_mnist")
 # Tiny versions of the published settings: 32x32 frames, a few steps.
-TINY_SAVP = dict(ngf=4, ndf=4, nef=4, clip_length=4,  # clip = all T-1 frames: one (non-random) D clip
-                 kl_anneal="none", batch_size=2)
+TINY_SAVP = dict(ngf=4, nef=4, kl_anneal="none", batch_size=2)
 TINY_MSPRED = dict(num_preds=2, periods=[1, 2, 2], num_filters=4, dim=32, hidden_dim=4, num_layers=[1, 1, 1],
                    latent_dim=2, prior_hidden_dim=4, posterior_hidden_dim=4, num_channels=1, batch_size=2)
 CASES = {  # name: (model, dataset, hparams file, tiny overrides, dataset hparams)
-    "savp": ("savp", "moving_mnist", "ours_deterministic_l1", TINY_SAVP, "context_frames=2,sequence_length=5"),
+    "savp": ("savp", "moving_mnist", "ours_deterministic_l1", TINY_SAVP, "context_frames=1,sequence_length=3"),
     "mspred": ("mspred", "mspred_moving_mnist", "mspred", TINY_MSPRED,
                "context_frames=2,sequence_length=4,num_channels=1"),
 }

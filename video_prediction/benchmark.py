@@ -183,10 +183,14 @@ def configure_threads(intra_op_threads, inter_op_threads):
     """Set TF's thread pools; must run before TF executes anything in this process."""
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(int(intra_op_threads))
-    tf.config.threading.set_inter_op_parallelism_threads(int(inter_op_threads))
-    return dict(intra_op=tf.config.threading.get_intra_op_parallelism_threads(),
-                inter_op=tf.config.threading.get_inter_op_parallelism_threads())
+    threading_config = tf.config.threading
+    # Setting a value equal to the current one is skipped: TF refuses any set after start-up.
+    if threading_config.get_intra_op_parallelism_threads() != int(intra_op_threads):
+        threading_config.set_intra_op_parallelism_threads(int(intra_op_threads))
+    if threading_config.get_inter_op_parallelism_threads() != int(inter_op_threads):
+        threading_config.set_inter_op_parallelism_threads(int(inter_op_threads))
+    return dict(intra_op=threading_config.get_intra_op_parallelism_threads(),
+                inter_op=threading_config.get_inter_op_parallelism_threads())
 
 
 def check_image_size(dataset, image_size):
@@ -513,18 +517,8 @@ def compare_with_reference(variant, settings, reference_command, rounds=3, steps
         log(f"reference comparison: starting {reference_command}")
         reference = ReferenceProcess(reference_command)
         try:
-            turns = []
-            runners = [("ours", lambda n: ours.call("train", steps=n, max_seconds=1e9, min_steps=n)),
-                       ("reference", reference.train)]
-            for round_index in range(rounds):
-                order = runners if round_index % 2 == 0 else runners[::-1]
-                for name, run in order:
-                    load = os.getloadavg()
-                    times = run(steps_per_round)
-                    turns.append(dict(round=round_index, who=name, times=times, loadavg=load,
-                                      loadavg_after=os.getloadavg()))
-                    log(f"  round {round_index} {name}: median {statistics.median(times):.3f} s/step "
-                        f"(load {load[0]:.2f})")
+            turns = interleave([("ours", _steps_of(ours)), ("reference", reference.train)], rounds,
+                               steps_per_round, log)
         finally:
             reference.close()
         extra = dict(pipeline_examples_per_second=ours.call("pipeline", batches=50),
@@ -538,6 +532,52 @@ def compare_with_reference(variant, settings, reference_command, rounds=3, steps
     return dict(variant=dataclasses.asdict(variant), command=reference_command, ours_info=info,
                 reference_info=reference.info, turns=turns, ours=ours_summary, reference=reference_summary, **extra,
                 ratio=ours_summary["median"] / reference_summary["median"])
+
+
+def _steps_of(worker):
+    return lambda n: worker.call("train", steps=n, max_seconds=1e9, min_steps=n)
+
+
+def interleave(runners, rounds, steps_per_round, log=print):
+    """Take turns: each round runs ``steps_per_round`` steps of every ``(name, run)``, alternating who starts.
+
+    Returns one dict per turn with the step times and the load average before and after it.
+    """
+    turns = []
+    for round_index in range(rounds):
+        order = runners if round_index % 2 == 0 else runners[::-1]
+        for name, run in order:
+            load = os.getloadavg()
+            times = run(steps_per_round)
+            turns.append(dict(round=round_index, who=name, times=times, loadavg=load, loadavg_after=os.getloadavg()))
+            log(f"  round {round_index} {name}: median {statistics.median(times):.3f} s/step (load {load[0]:.2f})")
+    return turns
+
+
+def compare_jit(variant, settings, rounds=3, steps_per_round=2, log=print):
+    """Train-step times with and without ``jit_compile``, interleaved like :func:`compare_with_reference`.
+
+    Returns the turns, per-setting summaries, each setting's first step (tracing /
+    XLA compilation) and ``speedup`` = median without jit / median with jit.
+    """
+    builds = {}
+    with contextlib.ExitStack() as stack:
+        for jit in (False, True):
+            label = f"{variant.label} (jit_compile={jit})"
+            log(f"jit comparison: building {label} ...")
+            builds[jit] = stack.enter_context(Worker(ModelBench, variant, dataclasses.replace(settings, jit_compile=jit),
+                                                     label=label))
+        turns = interleave([("no_jit", _steps_of(builds[False])), ("jit", _steps_of(builds[True]))], rounds,
+                           steps_per_round, log)
+        infos = {jit: worker.call("get_info") for jit, worker in builds.items()}
+    summaries = {name: summarize([t for turn in turns if turn["who"] == name for t in turn["times"]])
+                 for name in ("no_jit", "jit")}
+    return dict(variant=dataclasses.asdict(variant), turns=turns, **summaries,
+                first_step_seconds={"no_jit": infos[False]["first_step_seconds"],
+                                    "jit": infos[True]["first_step_seconds"]},
+                losses_after_warmup={"no_jit": infos[False]["loss_after_warmup"],
+                                     "jit": infos[True]["loss_after_warmup"]},
+                speedup=summaries["no_jit"]["median"] / summaries["jit"]["median"])
 
 
 class EvaluationBench:
@@ -726,7 +766,7 @@ def format_evaluation(evaluation):
 
 def run_benchmark(variants, settings, jit_values=(False, True), steps=10, max_seconds=120.0, generate_calls=5,
                   profile_steps=0, evaluation=True, reference_command=None, reference_rounds=3, reference_steps=3,
-                  measure=True, output=None, command=None, log=print):
+                  measure=True, jit_rounds=0, output=None, command=None, log=print):
     """Measure every variant for every ``jit_values`` entry (plus evaluation and the reference comparison).
 
     Returns the report dict; with ``output`` it is also written (and rewritten
@@ -740,6 +780,11 @@ def run_benchmark(variants, settings, jit_values=(False, True), steps=10, max_se
                 generate_calls=generate_calls, profile_steps=0 if jit else profile_steps, log=log))
             if output:
                 write_report(output, payload)
+    if jit_rounds:
+        payload["jit_comparison"] = compare_jit(variants[0], settings, rounds=jit_rounds,
+                                                steps_per_round=reference_steps, log=log)
+        if output:
+            write_report(output, payload)
     if evaluation:
         payload["evaluation"] = measure_evaluation(settings, log=log)
     if reference_command:
@@ -757,6 +802,11 @@ def format_report(payload):
     parts = [format_table(payload["results"])] if payload["results"] else []
     if "evaluation" in payload:
         parts.append(format_evaluation(payload["evaluation"]))
+    if "jit_comparison" in payload:
+        jit = payload["jit_comparison"]
+        parts.append(f"jit_compile (interleaved): {jit['no_jit']['median']:.3f} s/step without, "
+                     f"{jit['jit']['median']:.3f} s/step with, speedup {jit['speedup']:.2f}x "
+                     f"(first step {jit['first_step_seconds']['no_jit']:.0f} s / {jit['first_step_seconds']['jit']:.0f} s)")
     if "reference" in payload:
         ref = payload["reference"]
         parts.append(f"reference: ours {ref['ours']['median']:.3f} s/step, reference "
