@@ -15,8 +15,8 @@ from absl import flags
 from video_prediction.cli import run_main
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("models", ["savp", "mspred", "repeat"],
-                  "model families (every published variant) or family:hparams_dir, e.g. savp:ours_vae_l1")
+flags.DEFINE_list("models", None, "model families (every published variant) or family:hparams_dir, e.g. "
+                  "savp:ours_vae_l1 (default: every registered model but ground_truth)")
 flags.DEFINE_string("input_dir", None, "Moving MNIST records (default: write a small set to --data_dir)")
 flags.DEFINE_string("data_dir", "/tmp/video_prediction_benchmark/moving_mnist", "where the small set is written")
 flags.DEFINE_string("hparams_dir", None, "directory of per-variant hparams (default: hparams/moving_mnist)")
@@ -51,7 +51,8 @@ def main(argv):
         if value.lower() not in ("true", "false"):
             raise ValueError(f"--jit_compile takes true/false values, got {value!r}")
         jit_values.append(value.lower() == "true")
-    variants = benchmark.find_variants(FLAGS.models, FLAGS.hparams_dir or benchmark.DEFAULT_HPARAMS_DIR)
+    variants = benchmark.find_variants(FLAGS.models or benchmark.default_models(),
+                                       FLAGS.hparams_dir or benchmark.DEFAULT_HPARAMS_DIR)
     input_dir = FLAGS.input_dir or benchmark.ensure_moving_mnist(FLAGS.data_dir, FLAGS.image_size)
     settings = benchmark.Settings(
         input_dir=input_dir, batch_size=FLAGS.batch_size, image_size=FLAGS.image_size,

@@ -31,6 +31,28 @@ def test_find_variants_expands_families_and_picks_single_sets():
     assert repeat.model_hparams_dict is None  # weightless: class defaults
 
 
+def test_default_models_come_from_the_registry():
+    names = benchmark.default_models()
+    assert {"savp", "mspred", "repeat"} <= set(names) and "ground_truth" not in names
+
+
+def test_a_failing_configuration_is_reported_and_the_run_goes_on(monkeypatch, tmp_path):
+    def measure(variant, settings, **kwargs):
+        if variant.label == "broken":
+            raise benchmark.BenchmarkError("broken failed in its child process:\nValueError: bad record")
+        return dict(variant=dataclasses.asdict(variant), jit_compile=settings.jit_compile)
+
+    monkeypatch.setattr(benchmark, "measure_variant", measure)
+    variants = [benchmark.Variant("broken", "savp", "moving_mnist"), benchmark.Variant("fine", "repeat", "moving_mnist")]
+    payload = benchmark.run_benchmark(variants, benchmark.Settings(input_dir=str(tmp_path)), jit_values=(False,),
+                                      evaluation=False, output=str(tmp_path / "report.json"), log=lambda *_: None)
+    assert [r["variant"]["label"] for r in payload["results"]] == ["fine"]
+    assert payload["failures"][0]["variant"]["label"] == "broken"
+    assert json.loads((tmp_path / "report.json").read_text())["machine"]["usable_cpus"] >= 1
+    assert "FAILED broken (jit_compile=False): ValueError: bad record" in benchmark.format_report(
+        dict(payload, results=[]))
+
+
 def test_find_variants_bad_names():
     with pytest.raises(ValueError, match="unknown model 'savpp'; valid models: .*savp"):
         benchmark.find_variants(["savpp"], HPARAMS_DIR)

@@ -66,6 +66,13 @@ class Variant:
     dataset_hparams_dict: str = None
 
 
+def default_models():
+    """Every registered model family except ``ground_truth`` (it only copies the targets)."""
+    from video_prediction.models import available_models
+
+    return [name for name in available_models() if name != "ground_truth"]
+
+
 def find_variants(names, hparams_dir=DEFAULT_HPARAMS_DIR):
     """The variants that ``names`` (e.g. ``["savp", "mspred:mspred", "repeat"]``) stand for.
 
@@ -775,9 +782,14 @@ def run_benchmark(variants, settings, jit_values=(False, True), steps=10, max_se
     payload = dict(machine=machine_info(), command=command, settings=dataclasses.asdict(settings), results=[])
     for variant in variants if measure else ():
         for jit in jit_values:
-            payload["results"].append(measure_variant(
-                variant, dataclasses.replace(settings, jit_compile=jit), steps=steps, max_seconds=max_seconds,
-                generate_calls=generate_calls, profile_steps=0 if jit else profile_steps, log=log))
+            try:
+                payload["results"].append(measure_variant(
+                    variant, dataclasses.replace(settings, jit_compile=jit), steps=steps, max_seconds=max_seconds,
+                    generate_calls=generate_calls, profile_steps=0 if jit else profile_steps, log=log))
+            except BenchmarkError as e:  # one broken configuration must not lose the others' figures
+                log(str(e))
+                payload.setdefault("failures", []).append(dict(variant=dataclasses.asdict(variant), jit_compile=jit,
+                                                               error=str(e)))
             if output:
                 write_report(output, payload)
     if jit_rounds:
@@ -800,6 +812,9 @@ def run_benchmark(variants, settings, jit_values=(False, True), steps=10, max_se
 def format_report(payload):
     """The printed summary of a report: the table, evaluation rates and the reference ratio."""
     parts = [format_table(payload["results"])] if payload["results"] else []
+    for failure in payload.get("failures", []):
+        last_line = failure["error"].strip().splitlines()[-1]
+        parts.append(f"FAILED {failure['variant']['label']} (jit_compile={failure['jit_compile']}): {last_line}")
     if "evaluation" in payload:
         parts.append(format_evaluation(payload["evaluation"]))
     if "jit_comparison" in payload:
