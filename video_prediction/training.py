@@ -14,6 +14,7 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from tqdm import tqdm
 
 from video_prediction.checkpointing import AtomicCheckpointManager, input_prefix, latest_complete_checkpoint
 from video_prediction.datasets import get_dataset_class
@@ -343,7 +344,7 @@ class TrainingMonitor(keras.callbacks.Callback):
                     tf.summary.scalar(name, float(value))
         if self.verbose:
             losses = " ".join(f"{name}={value:.4g}" for name, value in logs.items())
-            print(f"step {self.step}/{self.max_steps} {losses} ({steps_per_sec:.2f} steps/s)", flush=True)
+            tqdm.write(f"step {self.step}/{self.max_steps} {losses} ({steps_per_sec:.2f} steps/s)")
 
     def validation_losses(self):
         if self._val_losses_fn is None:
@@ -545,9 +546,19 @@ def _run_loop(model, monitor, manager, run_state, iterator, train_dataset, initi
               summary_freq, skip_nonfinite_steps, stop):
     """Steps from ``initial_step`` to ``max_steps`` with ``model.train_function``; checkpoints every
     ``save_freq``, at the end, and when ``stop`` (SIGTERM/SIGINT) asks for it after a step."""
-    step = initial_step
-    epoch = 0
     monitor.on_train_begin()
+    progress = tqdm(total=max_steps, initial=initial_step, desc="train", unit="step", dynamic_ncols=True,
+                    disable=not monitor.verbose)
+    try:
+        _run_steps(model, monitor, manager, run_state, iterator, train_dataset, initial_step, max_steps, save_freq,
+                   summary_freq, skip_nonfinite_steps, stop, progress)
+    finally:
+        progress.close()
+
+
+def _run_steps(model, monitor, manager, run_state, iterator, train_dataset, step, max_steps, save_freq,
+               summary_freq, skip_nonfinite_steps, stop, progress):
+    epoch = 0
     while step < max_steps:
         try:
             logs, nonfinite, values = model.train_function(iterator)
@@ -559,12 +570,14 @@ def _run_loop(model, monitor, manager, run_state, iterator, train_dataset, initi
             if not skip_nonfinite_steps:
                 monitor.on_train_end()
                 raise NonFiniteLossError(nonfinite_message(step, bad, values, manager.latest))
-            print(f"step {step}: non-finite {', '.join(bad)}; update skipped "
-                  f"({int(run_state.skipped_nonfinite_steps.numpy())} so far)", flush=True)
+            tqdm.write(f"step {step}: non-finite {', '.join(bad)}; update skipped "
+                       f"({int(run_state.skipped_nonfinite_steps.numpy())} so far)")
             for metric in model.metrics:  # keep NaN out of the running means
                 metric.reset_state()
         monitor.on_train_batch_end(step, logs)
+        progress.update(1)
         if summary_freq and step % summary_freq == 0:
+            progress.set_postfix(loss=f"{float(logs['loss']):.4g}" if "loss" in logs else None, refresh=False)
             monitor.on_epoch_end(epoch, logs)
             epoch += 1
             for metric in model.metrics:
