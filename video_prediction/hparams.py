@@ -187,3 +187,15 @@ def resolve_hparams(defaults, hparams_dict=None, hparams=None, deprecated=()):
                 raise ValueError(f"unknown hparam {key!r}; valid hparams: {', '.join(valid_keys)}")
             values[key] = _coerce(key, value, defaults[key], valid_keys)
     return HParams(values)
+
+
+class ClipLengthsMixin:
+    """``context_frames`` / ``sequence_length`` properties read from ``self.hparams`` (datasets and models)."""
+
+    @property
+    def context_frames(self):
+        return self.hparams.context_frames
+
+    @property
+    def sequence_length(self):
+        return self.hparams.sequence_length

@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf.message import DecodeError
 
-from video_prediction.hparams import resolve_hparams
+from video_prediction.hparams import ClipLengthsMixin, resolve_hparams
 
 MODES = ("train", "val", "test")
 
@@ -255,7 +255,7 @@ def _count_framed_records(path):
     return count
 
 
-class BaseVideoDataset:
+class BaseVideoDataset(ClipLengthsMixin):
     """A video dataset read from TFRecords; subclasses define the record layout."""
 
     #: The tf.data pipeline of :meth:`make_dataset` can be saved with ``tf.train.Checkpoint(iterator=...)``
@@ -328,14 +328,6 @@ class BaseVideoDataset:
         return resolve_hparams(defaults, values)
 
     # -- properties ------------------------------------------------------------------------------
-
-    @property
-    def context_frames(self):
-        return self.hparams.context_frames
-
-    @property
-    def sequence_length(self):
-        return self.hparams.sequence_length
 
     @property
     def span(self):

@@ -28,7 +28,7 @@ import tensorflow as tf
 from PIL import Image
 
 from video_prediction.datasets.heatmaps import gaussian_heatmaps
-from video_prediction.hparams import resolve_hparams
+from video_prediction.hparams import ClipLengthsMixin, resolve_hparams
 from video_prediction.t7 import load_t7
 
 CLASSES = ("boxing", "handclapping", "handwaving", "walking", "running", "jogging")
@@ -44,7 +44,7 @@ TEST_START_SEED = 1234
 HEATMAP_SIGMA = 1.0
 
 
-class KTHKeypointsVideoDataset:
+class KTHKeypointsVideoDataset(ClipLengthsMixin):
     """KTH videos with keypoint heatmap targets for MSPred."""
 
     heatmap_channels = (9, 1)
@@ -84,14 +84,6 @@ class KTHKeypointsVideoDataset:
     def default_hparams(cls):
         return dict(context_frames=9, sequence_length=49, image_size=64, num_channels=3, horizontal_flip=True,
                     train_fraction=0.98, split_seed=13, w_easy_kpts=1.0, w_hard_kpts=1.0)
-
-    @property
-    def context_frames(self):
-        return self.hparams.context_frames
-
-    @property
-    def sequence_length(self):
-        return self.hparams.sequence_length
 
     @property
     def image_shape(self):

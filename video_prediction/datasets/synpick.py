@@ -29,7 +29,7 @@ import tensorflow as tf
 from PIL import Image
 
 from video_prediction.datasets.heatmaps import gaussian_heatmaps
-from video_prediction.hparams import resolve_hparams
+from video_prediction.hparams import ClipLengthsMixin, resolve_hparams
 
 NUM_CLASSES = 22  # 21 YCB objects + gripper; 23 channels with the background
 GRIPPER_ID = 22
@@ -80,7 +80,7 @@ def valid_starts(image_names, gripper_positions, num_frames, seq_step=2, allow_o
     return starts
 
 
-class SynpickVideoDataset:
+class SynpickVideoDataset(ClipLengthsMixin):
     """SynpickVP sequences for MSPred."""
 
     heatmap_channels = (NUM_CLASSES + 1, 1)
@@ -120,14 +120,6 @@ class SynpickVideoDataset:
     @classmethod
     def default_hparams(cls):
         return dict(context_frames=9, sequence_length=29, seq_step=2, image_size=[64, 112])
-
-    @property
-    def context_frames(self):
-        return self.hparams.context_frames
-
-    @property
-    def sequence_length(self):
-        return self.hparams.sequence_length
 
     @property
     def image_shape(self):

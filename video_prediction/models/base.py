@@ -16,7 +16,7 @@ import keras
 import tensorflow as tf
 
 from video_prediction import losses as vp_losses
-from video_prediction.hparams import resolve_hparams
+from video_prediction.hparams import ClipLengthsMixin, resolve_hparams
 from video_prediction.schedules import SAVPLearningRate, kl_weight_schedule
 
 
@@ -25,7 +25,7 @@ def num_replicas():
     return tf.distribute.get_strategy().num_replicas_in_sync
 
 
-class BaseVideoPredictionModel(keras.Model):
+class BaseVideoPredictionModel(ClipLengthsMixin, keras.Model):
     """Hparams, global step and ``generate`` for every video prediction model."""
 
     #: Keys of old JSON files that are dropped silently instead of raising.
@@ -69,14 +69,6 @@ class BaseVideoPredictionModel(keras.Model):
         model can size e.g. an epoch from ``dataset.num_examples_per_epoch()``.
         """
         return {}
-
-    @property
-    def context_frames(self):
-        return self.hparams.context_frames
-
-    @property
-    def sequence_length(self):
-        return self.hparams.sequence_length
 
     def build_from_batch(self, batch):
         """Create every weight by running one forward pass on ``batch`` (used before restoring)."""
