@@ -413,7 +413,7 @@ class Worker:
                 self.conn.send(("close", {}))
             except (BrokenPipeError, OSError):
                 pass
-            self.process.join(30)
+            self.process.join(3)  # a TF process can take long to exit; everything was already reported
         if self.process.is_alive():
             self.process.terminate()
             self.process.join(5)
