@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from video_prediction.cli import call_reporting_bad_input
 from video_prediction.datasets.bair import download_and_preprocess_bair
 from video_prediction.download import DownloadError
 
@@ -15,11 +16,10 @@ def main(argv=None):
     parser.add_argument("--keep_archive", action="store_true", help="keep the downloaded .tar")
     parser.add_argument("--no_progress", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        info = download_and_preprocess_bair(args.output_dir, args.base_url, args.keep_archive,
-                                            progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, DownloadError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    info = call_reporting_bad_input(
+        lambda: download_and_preprocess_bair(args.output_dir, args.base_url, args.keep_archive,
+                                             progress=not args.no_progress), DownloadError)
+    if info is None:
         return 1
     print(f"bair in {args.output_dir}: {info['num_examples']} videos per split")
     return 0

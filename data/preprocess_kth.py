@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from video_prediction.cli import call_reporting_bad_input
 from video_prediction.datasets.kth import KTH_SPLIT_SEED, download_and_preprocess_kth
 from video_prediction.download import DownloadError
 
@@ -19,11 +20,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.image_size < 1:
         parser.error(f"image_size must be positive, got {args.image_size}")
-    try:
-        info = download_and_preprocess_kth(args.image_size, args.output_dir, args.base_url, args.keep_raw,
-                                           args.seed, progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, DownloadError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    info = call_reporting_bad_input(
+        lambda: download_and_preprocess_kth(args.image_size, args.output_dir, args.base_url, args.keep_raw,
+                                            args.seed, progress=not args.no_progress), DownloadError)
+    if info is None:
         return 1
     print(f"kth ({args.image_size}x{args.image_size}): {info['num_examples']} sequences per split")
     return 0

@@ -3,6 +3,7 @@
 import argparse
 import sys
 
+from video_prediction.cli import call_reporting_bad_input
 from video_prediction.datasets.ucf101 import UCF101_SPLIT_SEED, write_ucf101_records
 
 
@@ -14,11 +15,10 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=UCF101_SPLIT_SEED, help="train/val shuffle seed")
     parser.add_argument("--no_progress", action="store_true")
     args = parser.parse_args(argv)
-    try:
-        info = write_ucf101_records(args.input_dir, args.train_test_list_dir, args.output_dir, args.seed,
-                                    progress=not args.no_progress)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+    info = call_reporting_bad_input(
+        lambda: write_ucf101_records(args.input_dir, args.train_test_list_dir, args.output_dir, args.seed,
+                                     progress=not args.no_progress))
+    if info is None:
         return 1
     print(f"ucf101 in {args.output_dir}: {info['num_examples']} videos per split")
     return 0

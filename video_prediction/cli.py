@@ -54,3 +54,13 @@ def apply_latent_mode(model, latent_mode):
     if not hasattr(model, "latent_mode"):
         raise ValueError(f"--latent_mode: model {model.name!r} has no latent_mode to set")
     model.latent_mode = latent_mode
+
+
+def call_reporting_bad_input(function, *errors):
+    """``function()``; on bad input (``ValueError``, ``FileNotFoundError`` or ``errors``) print one
+    ``error:`` line and return ``None`` instead (for the argparse preprocessing scripts' exit codes)."""
+    try:
+        return function()
+    except (ValueError, FileNotFoundError, *errors) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None
