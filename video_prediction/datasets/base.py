@@ -263,6 +263,8 @@ class BaseVideoDataset(ClipLengthsMixin):
     supports_iterator_checkpoint = True
     #: Keep the record order of a shuffled pipeline reproducible even with parallel parsing (slower).
     deterministic_order = False
+    #: Parsed (whole-video) examples held for shuffling; datasets of long videos hold fewer.
+    shuffle_buffer_size = 1024
 
     def __init__(self, input_dir, mode="train", num_epochs=None, seed=None, hparams_dict=None, hparams=None,
                  skip_corrupt_records=False):
@@ -445,7 +447,7 @@ class BaseVideoDataset(ClipLengthsMixin):
         span = self.span
         examples = examples.filter(lambda example: self.stored_length(example) >= span)
         if self.shuffled:
-            examples = examples.shuffle(1024, seed=seed, reshuffle_each_iteration=True)
+            examples = examples.shuffle(self.shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
         examples = examples.repeat(self.num_epochs)
         # A stateless seed per example makes the random offsets independent of parallelism.
         seeds = tf.data.Dataset.random(seed=seed).batch(2)

@@ -168,3 +168,51 @@ def pose_record_features(poses, visibility, crop_box, label=-1, video_id="", est
             raise ValueError(f"estimated poses {est_poses.shape} do not match the poses {poses.shape}")
         extra.update(estimated_poses=est_poses, estimated_pose_visibility=est_vis)
     return extra
+
+
+def padded_square_box(box, pad, width, height, integer):
+    """The originals' person crop (hierarchical-LSTM spec §2.1 step 3, §2.2 ``get_tube``).
+
+    ``box`` = (x1, y1, x2, y2) of the person (Penn: union of the bboxes, int;
+    Human3.6M: min/max of the joints, float); padded by ``pad``; the shorter side
+    widened to the longer (``h = y2 - y1 + 1``, floor division for ints as
+    Penn's Python 2 code, true division for floats as Human3.6M's), only the
+    widened axis clamped to the image; then x1, y1 clamped at 0.  Returns
+    ``(crop, original_offset)``: ``crop`` = (x1, y1, x2, y2) as the original saves
+    it (x2, y2 may exceed the image on the axis that was not widened; slicing
+    ``img[y1:y2, x1:x2]`` clips them) and ``original_offset`` = the (x, y) the
+    original subtracted from the joints, which is the unpadded box corner, not
+    the crop corner, when the padded box crossed the left/top border (its bug).
+    """
+    x1, y1, x2, y2 = (box[0] - pad, box[1] - pad, box[2] + pad, box[3] + pad)
+    h, w = y2 - y1 + 1, x2 - x1 + 1
+
+    def halves(d):
+        return (d // 2, d // 2 + d % 2) if integer else (d / 2, d / 2 + d % 2)
+
+    if h > w:
+        left, right = halves(h - w)
+        x1 = max(x1 - left, 0)
+        x2 = min(x2 + right, width)
+    elif w > h:
+        up, down = halves(w - h)
+        y1 = max(y1 - up, 0)
+        y2 = min(y2 + down, height)
+    offset = (x1 if x1 >= 0 else box[0], y1 if y1 >= 0 else box[1])
+    return (max(x1, 0), max(y1, 0), x2, y2), offset
+
+
+def clipped_crop(crop, width, height):
+    """The region ``img[y1:y2, x1:x2]`` really covers: (x1, y1, min(x2, W), min(y2, H)) as ints."""
+    x1, y1, x2, y2 = (int(v) for v in crop)
+    return x1, y1, min(x2, width), min(y2, height)
+
+
+def to_stored_pixels(x, y, crop, size):
+    """Joints in source-image pixels -> pixels of the crop resized to ``size`` x ``size``: ``[..., 2]`` float32."""
+    import numpy as np
+
+    x1, y1, x2, y2 = crop
+    sx, sy = size / float(x2 - x1), size / float(y2 - y1)
+    return np.stack([(np.asarray(x, np.float64) - x1) * sx, (np.asarray(y, np.float64) - y1) * sy],
+                    axis=-1).astype(np.float32)
