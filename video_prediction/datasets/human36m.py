@@ -50,8 +50,8 @@ import subprocess
 import numpy as np
 
 from video_prediction.datasets.base import varlen_example
-from video_prediction.datasets.pose import (PoseVideoDataset, clipped_crop, padded_square_box,
-                                            pose_record_features, to_stored_pixels)
+from video_prediction.datasets.pose import (PoseVideoDataset, clipped_crop, encoder, padded_square_box,
+                                            pose_record_features, resize_frames, to_stored_pixels)
 from video_prediction.datasets.record_writing import (check_settings, ffmpeg_executable, video_shard_path,
                                                       write_dataset_info, write_video_record)
 from video_prediction.download import extract_archive, verify_archive
@@ -251,14 +251,6 @@ def video_size(path):
     return tuple(int(v) for v in meta["size"])
 
 
-def resize_frames(frames, size):
-    """uint8 ``[N, h, w, 3]`` -> ``[N, S, S, 3]``: bilinear, half-pixel centres, no antialiasing (cv2 INTER_LINEAR)."""
-    import tensorflow as tf
-
-    out = tf.image.resize(tf.cast(frames, tf.float32), (size, size), method="bilinear", antialias=False)
-    return np.clip(np.round(out.numpy()), 0, 255).astype(np.uint8)
-
-
 def decode_cropped(path, crop, num_frames, size, chunk=64):
     """Frames 0..N-1 of a video cropped to ``crop`` (x1, y1, x2, y2, inside the image) and resized: uint8 [N, S, S, 3].
 
@@ -294,26 +286,6 @@ def decode_cropped(path, crop, num_frames, size, chunk=64):
     if count < num_frames:
         raise ValueError(f"pose file has {num_frames} frames but its video {path} has {count}")
     return np.concatenate(out)
-
-
-def encoder(image_format, quality=95):
-    """Frame encoder: uint8 ``[H, W, 3]`` -> JPEG or PNG bytes."""
-    import io
-
-    from PIL import Image
-
-    if image_format not in ("jpeg", "png"):
-        raise ValueError(f"image_format must be 'jpeg' or 'png', got {image_format!r}")
-
-    def encode(frame):
-        buffer = io.BytesIO()
-        if image_format == "png":
-            Image.fromarray(frame).save(buffer, format="PNG", compress_level=1)
-        else:
-            Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
-        return buffer.getvalue()
-
-    return encode
 
 
 def read_hourglass(path, num_frames):

@@ -29,9 +29,11 @@ Each dataset class names its skeleton: ``joint_names`` (K names), ``limbs``
 ``heatmap_rounding``.
 """
 
+import io
 import json
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from video_prediction.datasets.base import VarLenFeatureVideoDataset
@@ -149,8 +151,6 @@ def pose_record_features(poses, visibility, crop_box, label=-1, video_id="", est
 
     ``estimated`` is an optional ``(poses, visibility)`` pair of estimated poses.
     """
-    import numpy as np
-
     poses = np.asarray(poses, np.float32)
     visibility = np.asarray(visibility, np.float32)
     if poses.ndim != 3 or poses.shape[-1] != 2 or visibility.shape != poses.shape[:2]:
@@ -210,9 +210,31 @@ def clipped_crop(crop, width, height):
 
 def to_stored_pixels(x, y, crop, size):
     """Joints in source-image pixels -> pixels of the crop resized to ``size`` x ``size``: ``[..., 2]`` float32."""
-    import numpy as np
-
     x1, y1, x2, y2 = crop
     sx, sy = size / float(x2 - x1), size / float(y2 - y1)
     return np.stack([(np.asarray(x, np.float64) - x1) * sx, (np.asarray(y, np.float64) - y1) * sy],
                     axis=-1).astype(np.float32)
+
+
+def resize_frames(frames, size):
+    """uint8 ``[N, h, w, 3]`` -> ``[N, S, S, 3]``: bilinear, half-pixel centres, no antialiasing (cv2 INTER_LINEAR)."""
+    out = tf.image.resize(tf.cast(frames, tf.float32), (size, size), method="bilinear", antialias=False)
+    return np.clip(np.round(out.numpy()), 0, 255).astype(np.uint8)
+
+
+def encoder(image_format, quality=95):
+    """Frame encoder: uint8 ``[H, W, 3]`` -> JPEG or PNG bytes."""
+    from PIL import Image
+
+    if image_format not in ("jpeg", "png"):
+        raise ValueError(f"image_format must be 'jpeg' or 'png', got {image_format!r}")
+
+    def encode(frame):
+        buffer = io.BytesIO()
+        if image_format == "png":
+            Image.fromarray(frame).save(buffer, format="PNG", compress_level=1)
+        else:
+            Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
+        return buffer.getvalue()
+
+    return encode
