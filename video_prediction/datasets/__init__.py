@@ -8,6 +8,10 @@ _DATASETS = {
     "mspred_moving_mnist": "video_prediction.datasets.mspred_moving_mnist:MSPredMovingMNISTVideoDataset",
     "kth_mspred": "video_prediction.datasets.kth_keypoints:KTHKeypointsVideoDataset",
     "synpick": "video_prediction.datasets.synpick:SynpickVideoDataset",
+    # pose records (datasets/pose.py)
+    "moving_mnist_pose": "video_prediction.datasets.moving_mnist_pose:MovingMNISTPoseVideoDataset",
+    "human36m": "video_prediction.datasets.human36m:Human36MVideoDataset",
+    "penn_action": "video_prediction.datasets.penn_action:PennActionVideoDataset",
     # the original SAVP record formats (specs/savp.md §2)
     "bair": "video_prediction.datasets.bair:SoftmotionVideoDataset",
     "softmotion": "video_prediction.datasets.bair:SoftmotionVideoDataset",
