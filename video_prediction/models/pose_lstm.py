@@ -77,17 +77,45 @@ class PoseLSTMVideoPredictionModel(VideoPredictionModel):
         if hp.num_landmarks > 0:
             self.decoder = tf1_linear(2 * hp.num_landmarks, "dec_fc2")
 
+    @classmethod
+    def hparams_from_dataset(cls, hparams, dataset):
+        """``num_landmarks`` from a pose dataset's skeleton (so a run directory rebuilds without data)."""
+        if hparams.get("num_landmarks", -1) < 0 and getattr(dataset, "num_joints", 0):
+            return {"num_landmarks": int(dataset.num_joints)}
+        return {}
+
+    def build_from_batch(self, batch):
+        if "poses" not in batch:
+            if self.hparams.num_landmarks < 0:
+                raise ValueError("pose_lstm needs 'poses' in the batch or num_landmarks set to build its weights")
+            images = tf.convert_to_tensor(batch["images"])
+            batch = dict(batch, poses=tf.zeros([images.shape[0], images.shape[1], self.hparams.num_landmarks, 2]))
+        self(batch, training=False)
+
     def loss_names(self):
         return ["loss"]
 
     # -- forward ------------------------------------------------------------------------------
 
     def frame_size(self, batch):
-        """(height, width) the pixel coordinates are normalised by."""
-        if "pose_frame_size" in batch:
-            return tf.cast(batch["pose_frame_size"], tf.float32)
+        """(height, width) of the pixel frame for :func:`poses_to_landmarks`, ``[2]`` or ``[B, 2]``.
+
+        The frame of the batch's images.  With ``swap_xy_normalization`` and the batch's ``crop_box``
+        ``[B, 4]`` (x1, y1, x2, y2 of the source crop; pose-record contract), the sizes are chosen so that
+        the swapped division reproduces the original exactly: ``x_crop / crop_height`` and
+        ``y_crop / crop_width`` (Penn Action, spec §2.3), where ``x_crop = x * crop_width / W``.
+        """
         images = batch["images"]
-        return tf.constant([images.shape[2], images.shape[3]], tf.float32)
+        size = tf.constant([images.shape[2], images.shape[3]], tf.float32)
+        if "pose_frame_size" in batch:
+            size = tf.cast(batch["pose_frame_size"], tf.float32)
+        if self.hparams.swap_xy_normalization and "crop_box" in batch:
+            box = tf.cast(batch["crop_box"], tf.float32)
+            crop_w, crop_h = box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]
+            ratio = tf.where((crop_w > 0) & (crop_h > 0), crop_h / tf.where(crop_w > 0, crop_w, 1.0), 1.0)
+            # poses_to_landmarks(swap=True) divides x by size[0] and y by size[1]
+            size = tf.stack([size[..., 1] * ratio, size[..., 0] / ratio], axis=-1)
+        return size
 
     def landmarks(self, batch):
         """(``seq`` [B, T, 2L] in [-1, 1], ``mask2`` [B, T, 2L]) of the batch's poses."""
@@ -157,8 +185,9 @@ class PoseLSTMVideoPredictionModel(VideoPredictionModel):
                 # future entries are placeholders the model never reads (zero inputs during prediction)
                 pad = tf.repeat(tf.zeros_like(value[:, :1]), length - self.context_frames, axis=1)
                 inputs[key] = tf.concat([value, pad], axis=1)
-        if "pose_frame_size" in batch:
-            inputs["pose_frame_size"] = batch["pose_frame_size"]
+        for key in ("pose_frame_size", "crop_box"):
+            if key in batch:
+                inputs[key] = batch[key]
         return inputs
 
     # -- losses and optimisation -------------------------------------------------------------
