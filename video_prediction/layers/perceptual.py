@@ -56,6 +56,32 @@ class PerceptualWeightsMissing(ValueError):
     """The original's perceptual model files are not where the hparams say."""
 
 
+def download_perceptual_models(output_dir, which=("alexnet", "hourglass"), downloads=None, progress=True):
+    """Download (resumable) the original's archives, verify and extract them; returns the checked files.
+
+    ``output_dir`` receives ``alexnet/bvlc_alexnet.npy`` and ``hourglass/hourglass_weights_{1..800}.npy``
+    as ``perceptual_models/download.sh`` leaves them; every file is then read and checked
+    (:func:`read_alexnet_file`, :func:`read_hourglass_dir`).  The box.com archives publish no checksum:
+    the tar is verified member by member before extracting.  ``downloads`` overrides
+    :data:`PERCEPTUAL_DOWNLOADS` (tests).
+    """
+    from video_prediction.download import download_file, extract_archive, verify_archive
+
+    downloads = downloads or PERCEPTUAL_DOWNLOADS
+    checked = {}
+    for name in which:
+        url, archive_name, marker = downloads[name]
+        if not os.path.exists(os.path.join(output_dir, marker)):
+            archive = download_file(url, os.path.join(output_dir, archive_name), progress=progress)
+            verify_archive(archive)
+            extract_archive(archive, output_dir, skip_existing=True)
+        if name == "alexnet":
+            checked[name] = read_alexnet_file(os.path.join(output_dir, "alexnet", "bvlc_alexnet.npy"))
+        else:
+            checked[name] = read_hourglass_dir(os.path.join(output_dir, "hourglass"))
+    return checked
+
+
 # -- AlexNet ------------------------------------------------------------------------------------
 
 
