@@ -106,6 +106,13 @@ def test_pair_sampling_stays_inside_the_clip():
         assert np.all(tpn > t) and np.all(tpn <= 5) and np.all(t >= 0)
         gaps += list(tpn - t)
     assert set(gaps) >= {1, 2, 3}
+    short = small_model(steps=3)  # the original's --steps: gaps n ~ U{1..steps-1}
+    gaps = set()
+    for _ in range(10):
+        xt, xtpn, _, _ = short.sample_pair(batch)
+        t = np.round((xt.numpy()[:, 0, 0, 0] + 1) / 2 * 10).astype(int)
+        gaps |= set(np.round((xtpn.numpy()[:, 0, 0, 0] + 1) / 2 * 10).astype(int) - t)
+    assert gaps == {1, 2}
 
 
 def test_perceptual_networks_from_files_in_the_original_layout(tmp_path):

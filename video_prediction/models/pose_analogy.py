@@ -190,6 +190,7 @@ class PoseAnalogyVideoPredictionModel(VideoPredictionModel):
             gamma=1.0,  # adversarial g_loss weight
             layer=3,  # Hourglass level for feat_loss2 (3 = 64x64x512, the outermost)
             margin=0.3,  # update hysteresis margin
+            steps=0,  # --steps: pair gaps n ~ U{1..steps-1} (Penn 30, Human3.6M 1000 raw frames); 0: the clip length
             num_joints=-1,  # heatmap channels (48 Penn, 32 Human3.6M); -1: from the first batch
             heatmap_sigma=8.0,  # pixels, only when heatmaps are drawn from 'poses' here
             channel_order="bgr",  # the original reads frames with cv2 (BGR); 'rgb' keeps the contract's order
@@ -382,15 +383,16 @@ class PoseAnalogyVideoPredictionModel(VideoPredictionModel):
     # -- training -----------------------------------------------------------------------------
 
     def sample_pair(self, batch):
-        """(x_t, x_{t+n}, p_t, p_{t+n}) with n ~ U{1..T-1}, t ~ U{0..T-1-n} per example."""
+        """(x_t, x_{t+n}, p_t, p_{t+n}) with n ~ U{1..S-1}, t ~ U{0..T-1-n} per example (S = min(steps, T))."""
         images = self.to_model_images(batch["images"])
         maps = self.heatmaps(batch)
         length = tf.shape(images)[1]
         batch_size = tf.shape(images)[0]
+        span = length if self.hparams.steps <= 0 else tf.minimum(length, self.hparams.steps)
         seed = tf.cast(self.seed_generator.next(), tf.int64)
         u = tf.random.stateless_uniform([2, batch_size], seed=seed)
-        gap = 1 + tf.cast(tf.floor(u[0] * tf.cast(length - 1, tf.float32)), tf.int32)
-        gap = tf.minimum(gap, length - 1)
+        gap = 1 + tf.cast(tf.floor(u[0] * tf.cast(span - 1, tf.float32)), tf.int32)
+        gap = tf.minimum(gap, span - 1)
         start = tf.cast(tf.floor(u[1] * tf.cast(length - gap, tf.float32)), tf.int32)
         start = tf.minimum(start, length - 1 - gap)
         take = lambda x, i: tf.gather(x, i, axis=1, batch_dims=1)
