@@ -51,7 +51,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from video_prediction.datasets.base import BaseVideoDataset, compression_of, find_tfrecords, write_tfrecord_shards
+from video_prediction.datasets.base import BaseVideoDataset, compression_of, write_tfrecord_shards
 
 EPVA_IMAGE_SIZE = 64  # prediction_input.py IMG_HEIGHT / IMG_WIDTH
 POSE_DIM = 5  # prediction_train.py --pose_dim
@@ -77,11 +77,10 @@ def find_epva_files(input_dir, mode, data_pattern=""):
         files = sorted(p for p in glob.glob(os.path.join(input_dir, pattern)) if _is_record_file(p))
         if files:
             return files
-    if not data_pattern:
-        try:
-            return find_tfrecords(input_dir, mode)
-        except ValueError:
-            pass
+    if not data_pattern:  # our split directories (not flat *.tfrecord files: they would serve every mode)
+        files = sorted(p for p in glob.glob(os.path.join(input_dir, mode, "*.tfrecord*")) if _is_record_file(p))
+        if files:
+            return files
     tried = " or ".join(repr(os.path.join(input_dir, p)) for p in patterns)
     if not data_pattern:
         tried += f" or {os.path.join(input_dir, mode, '*.tfrecord*')!r}"
