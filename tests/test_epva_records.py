@@ -227,3 +227,24 @@ def test_robot_data_archive_download(tmp_path):
         with pytest.raises(ValueError, match="robot_data.tar.gz"):
             download_and_prepare_robot_push(str(broken), base_url=server.url, progress=False)
     json.dumps(info)
+
+
+from test_human36m import archives, h36m_dir, load_script  # noqa: E402,F401  (the human36m fixture records)
+
+
+def test_convert_human36m_records(h36m_dir, tmp_path):
+    """human36m (50 fps, 64x64 crops) -> EPVA human records at 12.5 fps (fskip 4), read by epva_human36m."""
+    out = tmp_path / "epva_h36m"
+    info = convert_to_epva_records("human36m", str(h36m_dir), str(out), frames_per_record=4, test_frames_per_record=8,
+                                   progress=False)
+    # 40 stored frames per video; a 4-frame clip at fskip 4 spans 13 frames (3 clips), an 8-frame one 29 (1 clip)
+    assert info["num_examples"] == {"train": 6, "test": 2} and info["fps"] == 12.5
+    assert info["source_hparams"] == {"context_frames": 1, "fskip": 4}
+    source = get_dataset_class("human36m")(str(h36m_dir), "test", num_epochs=1, hparams_dict=dict(
+        context_frames=1, sequence_length=8))
+    expected = next(iter(source.make_dataset(2)))["images"].numpy()
+    dataset = get_dataset_class("epva_human36m")(str(out), "test", num_epochs=1, hparams_dict=dict(
+        context_frames=1, sequence_length=8, frame_skip=0))
+    images = next(iter(dataset.make_dataset(2)))["images"].numpy()
+    assert images.shape == (2, 8, 64, 64, 3)
+    assert np.abs(images - expected).mean() < 0.02  # JPEG of the same frames 0, 4, ..., 28

@@ -227,3 +227,45 @@ def test_bad_inputs(hdf5_dir, tmp_path):
         load_camera_frames(str(missing / "t.hdf5"), 1, meta, 64)
     with pytest.raises(ValueError, match="no RoboNet .hdf5 files"):
         write_robonet_records(str(tmp_path), str(tmp_path / "o2"), progress=False)
+
+
+def test_download_sample_through_the_shell_script(hdf5_dir, tmp_path, capsys):
+    """``download_and_preprocess_dataset.sh robonet --download sample`` against a local server, then a rerun."""
+    import io
+    import sys
+    import tarfile
+
+    from local_http_server import FileServer
+
+    root, _ = hdf5_dir
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name in ("sawyer_traj0.hdf5", "sawyer_traj1.hdf5", "widowx_traj3.hdf5"):
+            archive.add(os.path.join(root, name), arcname=f"robonet_sampler/hdf5/{name}")
+    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
+                          "download_and_preprocess_dataset.sh")
+    out = tmp_path / "robonet"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    with FileServer({"/robonet_sampler.tar.gz": buffer.getvalue()}, cut_once={"/robonet_sampler.tar.gz"}) as server:
+        args = ["bash", script, "robonet", "--download", "sample", "--base_url", server.url, "--output_dir",
+                str(out), "--n_val", "1", "--n_test", "1", "--num_workers", "2", "--no_progress"]
+        result = subprocess.run(args, capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stderr
+        assert "robonet in" in result.stdout and "(original [0.4948, 0.4394, 0.3734]" in result.stdout
+    info = json.load(open(out / "dataset_info.json"))
+    assert info["num_examples"] == {"train": 2, "val": 1, "test": 1}
+    assert sorted(os.listdir(out / "raw" / "robonet_sampler" / "hdf5")) == [
+        "sawyer_traj0.hdf5", "sawyer_traj1.hdf5", "widowx_traj3.hdf5"]
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "x.hdf5").write_bytes(b"not an hdf5 file")
+    import importlib.util as util
+
+    spec = util.spec_from_file_location("preprocess_robonet", os.path.join(os.path.dirname(script),
+                                                                           "preprocess_robonet.py"))
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--hdf5_dir", str(corrupt), "--output_dir", str(tmp_path / "o"), "--no_progress"]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: corrupt or unreadable RoboNet HDF5 file {corrupt / 'x.hdf5'} (Unable to synchronously open file "
+        "(file signature not found))"]

@@ -8,7 +8,7 @@ The original never shipped a converter and its data bucket is gone, so:
   into non-overlapping clips.
 
   - ``human36m``: frames at 12.5 fps, i.e. every 4th frame of the 50 fps
-    videos (source hparam ``frame_skip=3``).  EPVA reads its human records
+    videos (the human36m reader's ``fskip=4``, the hierarchical-LSTM original's).  EPVA reads its human records
     with ``skip_num 2`` and the paper works at 6.25 fps, which implies stored
     records at 12.5 fps (specs/epva.md §2.4; an inference, the original does
     not say).  Frames are stored at 64x64 (the crop resized with a box
@@ -80,7 +80,7 @@ class FinnPushAllFrames(GoogleRobotVideoDataset):
 
 #: Per source: how the source is read, how long the clips are, how the files are named.
 SOURCES = {
-    "human36m": dict(hparams={"frame_skip": 3}, frames_per_record=64,
+    "human36m": dict(hparams={"fskip": 4}, frames_per_record=64,
                      test_frames_per_record=256, image_size=64, prefix="humans"),
     "google_robot": dict(hparams={}, frames_per_record=0, test_frames_per_record=0, image_size=0, prefix="robot"),
 }
@@ -150,7 +150,8 @@ def convert_to_epva_records(source, input_dir, output_dir, modes=MODES, source_h
     from tqdm import tqdm
 
     defaults = SOURCES.get(source, DEFAULT_SOURCE)
-    hparams = dict(defaults["hparams"], **(source_hparams or {}))
+    # context_frames only has to be valid for the clip length; it plays no part in conversion
+    hparams = dict({"context_frames": 1}, **defaults["hparams"], **(source_hparams or {}))
     frames_per_record = defaults["frames_per_record"] if frames_per_record is None else frames_per_record
     test_frames = defaults["test_frames_per_record"] if test_frames_per_record is None else test_frames_per_record
     image_size = defaults["image_size"] if image_size is None else image_size

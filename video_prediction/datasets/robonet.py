@@ -69,8 +69,14 @@ NUM_VAL = NUM_TEST = 256  # --n_val / --n_test
 USE_ONLY_FRAMES = 12  # dataset.py use_only_frames
 #: Where RoboNet's authors document the download (RoboNet wiki, "Getting Started").
 ROBONET_DOWNLOAD_PAGE = "https://github.com/SudeepDasari/RoboNet/wiki/Getting-Started"
-#: The full archive linked from that page (~36 GB of HDF5 files once extracted).
-ROBONET_URL = "https://storage.googleapis.com/robonet_v2/robonet_v2.tar.gz"
+#: The Google Drive files that page links (it uses gdown): the full dataset (robonet_v3.tar.gz, ~36 GB, about
+#: 162k trajectories) and the authors' sample (robonet_sampler.tar.gz, ~100 MB).
+ROBONET_ARCHIVES = {
+    "full": ("1BkqHzfRkfzgzCfc73NbNnPMK_rg3i1n9", "robonet_v3.tar.gz"),
+    "sample": ("1YX2TgT8IKSn9V4wGCwdzbRnS53yicV2P", "robonet_sampler.tar.gz"),
+}
+#: Google Drive's direct endpoint; ``confirm=t`` skips the "cannot scan this large file" page.
+DRIVE_URL = "https://drive.usercontent.google.com/download?id={id}&export=download&confirm=t"
 CONVERTER_VERSION = 1
 
 
@@ -477,3 +483,47 @@ def write_robonet_records(hdf5_dir, output_dir, dim=64, num_trajectories=None, n
         os.replace(info_path + ".tmp", info_path)
         os.remove(stats_path)
     return info
+
+
+def hdf5_directory(root):
+    """The directory under ``root`` holding the most ``*.hdf5`` files (RoboNet's archives nest them)."""
+    best, count = None, 0
+    for directory, _, names in os.walk(root):
+        found = sum(name.endswith(".hdf5") for name in names)
+        if found > count:
+            best, count = directory, found
+    if best is None:
+        raise ValueError(f"no RoboNet .hdf5 files under {root}")
+    return best
+
+
+def download_robonet(output_dir, which="full", base_url=None, keep_archive=False, progress=True):
+    """Download and extract RoboNet's ``which`` archive (``full`` or ``sample``) into ``<output_dir>/raw``.
+
+    Resumable (:func:`~video_prediction.download.download_file`); the archive
+    is read through (:func:`~video_prediction.download.verify_archive`) before
+    extraction, which skips files already extracted.  ``base_url`` serves the
+    archive by its file name instead of Google Drive.  Returns the directory
+    holding the ``.hdf5`` files.
+    """
+    from video_prediction.download import download_file, extract_archive, verify_archive
+
+    if which not in ROBONET_ARCHIVES:
+        raise ValueError(f"unknown RoboNet archive {which!r}; valid: {', '.join(ROBONET_ARCHIVES)}")
+    file_id, name = ROBONET_ARCHIVES[which]
+    raw = os.path.join(output_dir, "raw")
+    done = os.path.join(raw, f".{name}.extracted")
+    if not os.path.exists(done):
+        url = DRIVE_URL.format(id=file_id) if base_url is None else f"{base_url.rstrip('/')}/{name}"
+        archive = os.path.join(output_dir, name)
+        download_file(url, archive, progress=progress)
+        try:
+            verify_archive(archive)
+        except ValueError as e:
+            raise ValueError(f"{e}; if Google Drive sent a web page instead of the archive, download it as "
+                             f"{ROBONET_DOWNLOAD_PAGE} describes (gdown) and pass --hdf5_dir") from None
+        extract_archive(archive, raw, skip_existing=True)
+        open(done, "w").close()
+        if not keep_archive:
+            os.remove(archive)
+    return hdf5_directory(raw)
