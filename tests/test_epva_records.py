@@ -248,3 +248,20 @@ def test_convert_human36m_records(h36m_dir, tmp_path):
     images = next(iter(dataset.make_dataset(2)))["images"].numpy()
     assert images.shape == (2, 8, 64, 64, 3)
     assert np.abs(images - expected).mean() < 0.02  # JPEG of the same frames 0, 4, ..., 28
+
+
+def test_parity_with_the_original_reader(tmp_path):
+    """Our reader on a record the original's own reader read (tests/data/epva/README.md): same tensors."""
+    data = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "epva")
+    reference = np.load(os.path.join(data, "original_reader_output.npz"))
+    dataset = get_dataset_class("epva_robot")(data, "train", num_epochs=1, hparams_dict=dict(
+        context_frames=1, sequence_length=3, frame_skip=1))  # the original's sequence_length 5, skip_num 2
+    batch = next(iter(dataset.make_dataset(1)))
+    np.testing.assert_allclose(batch["images"], reference["images"], atol=2e-6)
+    np.testing.assert_array_equal(batch["actions"], reference["actions"])
+    np.testing.assert_array_equal(batch["joint_poses"], reference["joint_poses"])
+    assert reference["images"].min() < 0 and reference["images"].max() > 1  # unclipped bicubic, kept
+    # meaningful: the neighbouring frames (skip 1) differ from the reference by far more than the tolerance
+    other = next(iter(get_dataset_class("epva_robot")(data, "train", num_epochs=1, hparams_dict=dict(
+        context_frames=1, sequence_length=3, frame_skip=0)).make_dataset(1)))
+    assert np.abs(other["images"][:, 1:] - reference["images"][:, 1:]).max() > 0.1
