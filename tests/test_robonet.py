@@ -269,3 +269,17 @@ def test_download_sample_through_the_shell_script(hdf5_dir, tmp_path, capsys):
     assert capsys.readouterr().err.strip().splitlines() == [
         f"error: corrupt or unreadable RoboNet HDF5 file {corrupt / 'x.hdf5'} (Unable to synchronously open file "
         "(file signature not found))"]
+
+
+def test_parity_with_the_originals_frame_loading():
+    """load_camera_frames equals the original's load_camera_imgs on stored fixtures (tests/data/robonet/README.md)."""
+    data = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "robonet")
+    reference = np.load(os.path.join(data, "original_frames.npz"))
+    for key in reference.files:
+        name, cam = key.rsplit("_cam", 1)
+        path = os.path.join(data, f"{name}.hdf5")
+        frames, decoded = load_camera_frames(path, int(cam), read_metadata(path), 64)
+        np.testing.assert_array_equal(frames, reference[key])
+        assert decoded == 6
+    # meaningful: another camera of the same file (a flipped view) differs everywhere
+    assert np.abs(reference["mp4_bgr_cam0"].astype(int) - reference["mp4_bgr_cam1"]).mean() > 20
