@@ -283,3 +283,20 @@ def test_parity_with_the_originals_frame_loading():
         assert decoded == 6
     # meaningful: another camera of the same file (a flipped view) differs everywhere
     assert np.abs(reference["mp4_bgr_cam0"].astype(int) - reference["mp4_bgr_cam1"]).mean() > 20
+
+
+def test_rerun_resumes_shard_by_shard(hdf5_dir, tmp_path):
+    root, _ = hdf5_dir
+    out = tmp_path / "out"
+    info = write_robonet_records(root, str(out), n_val=2, n_test=2, sequences_per_file=1, progress=False)
+    shards = sorted(str(p) for p in out.glob("*/sequence_*.tfrecords"))
+    assert len(shards) == 7
+    # an interrupted run: one shard unfinished (its .tmp left behind), no dataset_info.json yet
+    lost = os.path.join(str(out), "train", "sequence_1_to_1.tfrecords")
+    os.replace(lost, lost + ".tmp")
+    os.remove(out / "dataset_info.json")
+    times = {path: os.path.getmtime(path) for path in shards if path != lost}
+    again = write_robonet_records(root, str(out), n_val=2, n_test=2, sequences_per_file=1, progress=False)
+    assert again == info and os.path.exists(lost)
+    assert all(os.path.getmtime(path) == mtime for path, mtime in times.items())  # finished shards kept
+    assert get_dataset_class("robonet")(str(out), "train").num_examples_per_epoch() == 3

@@ -20,13 +20,11 @@ def ffmpeg_executable():
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def write_split(split_dir, sequences, sequences_per_file=128, encode_frame=None, to_example=None):
+def write_split(split_dir, sequences, sequences_per_file=128, encode_frame=None):
     """Write ``sequence_<first>_to_<last>.tfrecords`` shards and ``sequence_lengths.txt``; returns the count.
 
     ``sequences`` yields uint8 ``[T, H, W, C]`` videos; ``encode_frame`` (e.g.
-    JPEG) replaces the raw bytes of each frame.  ``to_example`` (item ->
-    ``(length, tf.train.Example)``) builds the records of items that are not
-    plain videos (e.g. videos with per-frame states).
+    JPEG) replaces the raw bytes of each frame.
     """
     tmp = split_dir + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -35,11 +33,6 @@ def write_split(split_dir, sequences, sequences_per_file=128, encode_frame=None,
 
     def examples():
         for frames in sequences:
-            if to_example is not None:
-                length, example = to_example(frames)
-                lengths.append(length)
-                yield example
-                continue
             lengths.append(len(frames))
             encoded = [encode_frame(frame) for frame in frames] if encode_frame else None
             yield varlen_example(frames, encoded_frames=encoded)
@@ -57,7 +50,7 @@ def _same(saved, settings):
     return {key: saved.get(key) for key in settings} == json.loads(json.dumps(settings))
 
 
-def write_splits(output_dir, splits, settings, sequences_per_file=128, encode_frame=None, to_example=None):
+def write_splits(output_dir, splits, settings, sequences_per_file=128, encode_frame=None):
     """Write every split of ``splits`` (``{name: callable returning its videos}``); returns the dataset info.
 
     ``settings`` (JSON-able) describe how the data was made; an output whose
@@ -81,7 +74,7 @@ def write_splits(output_dir, splits, settings, sequences_per_file=128, encode_fr
                     with open(os.path.join(split_dir, "sequence_lengths.txt")) as lengths:
                         counts[split] = sum(1 for line in lengths if line.strip())
                     continue
-        counts[split] = write_split(split_dir, videos(), sequences_per_file, encode_frame, to_example)
+        counts[split] = write_split(split_dir, videos(), sequences_per_file, encode_frame)
         with open(marker, "w") as f:
             json.dump(settings, f)
     info = dict(settings, num_examples=counts)

@@ -36,7 +36,9 @@ Records: the VarLen layout (:class:`VarLenFeatureVideoDataset`) in
 uint8 ``dim x dim x 3`` frames (the original's ``.npy`` content) plus
 ``states`` ``[state_T, sdim]`` and ``actions`` ``[action_T, adim]`` (floats,
 flattened) and ``state_dim`` / ``action_dim``; ``metadata.csv`` lists the
-trajectories used.  An mp4 stream that decodes to fewer frames than its ``T``
+trajectories used, ``splits.json`` the views of each split.  A rerun skips
+every finished shard (each has a hidden ``.summary.json`` sidecar with its
+lengths and pixel sums, so the statistics need no second pass).  An mp4 stream that decodes to fewer frames than its ``T``
 attribute leaves zero frames at the end, as the original (each one is listed
 in ``dataset_info.json``).
 
@@ -59,7 +61,6 @@ import numpy as np
 import tensorflow as tf
 
 from video_prediction.datasets.base import VarLenFeatureVideoDataset, varlen_example
-from video_prediction.datasets.record_writing import write_splits
 
 #: The original's statistics (calc_robonet_stats.py over its train split; RGB order).
 ORIGINAL_MEAN = (0.4947905177456989, 0.4394289448514622, 0.3734249455050442)
@@ -377,16 +378,63 @@ def _digest(value):
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
+def _write_json(path, value, **kwargs):
+    with open(path + ".tmp", "w") as f:
+        json.dump(value, f, **kwargs)
+    os.replace(path + ".tmp", path)
+
+
+def _view_example(frames, states, actions):
+    """The VarLen record of one camera view, with its states / actions and their sizes."""
+    example = varlen_example(frames, extra={"states": states, "actions": actions})
+    feature = example.features.feature
+    feature["state_dim"].int64_list.value.append(states.shape[1])
+    feature["action_dim"].int64_list.value.append(actions.shape[1])
+    return example
+
+
+def _write_shard(path, views, results):
+    """Write one shard from ``results`` (one per view); returns its sidecar summary (lengths, pixel sums, short)."""
+    import tensorflow as tf
+
+    lengths, short = [], []
+    sums, squares, pixels = np.zeros(3), np.zeros(3), 0
+    with tf.io.TFRecordWriter(path + ".tmp") as writer:
+        for (name, camera), (frames, decoded, states, actions) in zip(views, results):
+            if decoded < len(frames):
+                short.append(f"{name}_{camera}: {decoded} of {len(frames)} frames decoded")
+            values = frames.reshape(-1, 3).astype(np.float64) / 255.0
+            sums += values.sum(0)
+            squares += (values ** 2).sum(0)
+            pixels += len(values)
+            lengths.append(len(frames))
+            writer.write(_view_example(frames, states, actions).SerializeToString())
+    summary = dict(lengths=lengths, sums=sums.tolist(), squares=squares.tolist(), pixels=pixels, short=short)
+    _write_json(_summary_path(path), summary)  # the sidecar first: a shard under its final name is complete
+    os.replace(path + ".tmp", path)
+    return summary
+
+
+def _summary_path(shard):
+    """The hidden sidecar of a shard (hidden, so the ``*.tfrecord*`` glob of the reader skips it)."""
+    return os.path.join(os.path.dirname(shard), f".{os.path.basename(shard)}.summary.json")
+
+
 def write_robonet_records(hdf5_dir, output_dir, dim=64, num_trajectories=None, n_val=NUM_VAL, n_test=NUM_TEST,
                           seed=ROBONET_SPLIT_SEED, split_by="camera", num_workers=1, sequences_per_file=128,
                           progress=True):
     """Convert RoboNet's HDF5 trajectories into train/val/test records (module docstring); returns the info.
 
-    Finished splits of an interrupted run are kept and a rerun with the same
-    settings does nothing (:func:`~video_prediction.datasets.record_writing.write_splits`).
-    ``num_workers`` > 1 decodes views in that many processes (the original
-    used ``cpu_count - 1``).
+    Resumable shard by shard: ``<split>/sequence_<first>_to_<last>.tfrecords``
+    files are written under a temporary name with a ``.json`` sidecar (lengths,
+    pixel sums for the statistics), so a rerun after an interruption skips every
+    finished shard; ``dataset_info.json`` (written last) marks the whole output
+    finished and a rerun with the same settings does nothing.  Other settings
+    in the same ``output_dir`` start over.  ``num_workers`` > 1 reads metadata
+    and decodes views in that many processes (the original used ``cpu_count - 1``).
     """
+    import shutil
+
     from tqdm import tqdm
 
     if not os.path.isdir(hdf5_dir):
@@ -398,90 +446,86 @@ def write_robonet_records(hdf5_dir, output_dir, dim=64, num_trajectories=None, n
         raise ValueError(f"dim must be >= 1, got {dim}")
     rng = random.Random(seed)  # the original: random.seed(23), then every shuffle from that one generator
     files = select_trajectories(files, num_trajectories, rng)
-    metadata = {}
-    for name in tqdm(files, desc="robonet metadata", disable=not progress):
-        metadata[name] = read_metadata(os.path.join(hdf5_dir, name))
-    views = [(name, camera) for name in files for camera in range(metadata[name]["ncam"])]
-    partition = split_views(views, n_val, n_test, rng, split_by)
-    dims = sorted({(metadata[name]["sdim"], metadata[name]["adim"]) for name in files})
-    settings = dict(dataset="robonet", converter_version=CONVERTER_VERSION, dim=dim, seed=seed, split_by=split_by,
-                    n_val=n_val, n_test=n_test, num_trajectories=num_trajectories,
-                    hdf5_dir=os.path.abspath(hdf5_dir),
-                    files_sha256=_digest([(name, metadata[name]["sha256"]) for name in files]),
-                    views_sha256=_digest(partition))
-    os.makedirs(output_dir, exist_ok=True)
-    with open(os.path.join(output_dir, "splits.json.tmp"), "w") as f:
-        json.dump({split: [f"{name}_{camera}" for name, camera in views_] for split, views_ in partition.items()}, f)
-    os.replace(os.path.join(output_dir, "splits.json.tmp"), os.path.join(output_dir, "splits.json"))
-    write_metadata_csv(os.path.join(output_dir, "metadata.csv"), metadata)
-    stats_path = os.path.join(output_dir, ".train_stats.json")
-    short = []
+    pool = None
+    if num_workers > 1:
+        import multiprocessing
 
-    def videos_of(split):
-        def generate():
-            jobs = [(os.path.join(hdf5_dir, name), camera, metadata[name], dim, True)
-                    for name, camera in partition[split]]
-            totals = np.zeros(3), np.zeros(3)
-            frames_seen = 0
-            pool = None
-            if num_workers > 1:
-                import multiprocessing
-
-                pool = multiprocessing.get_context("fork").Pool(num_workers)
-                results = pool.imap(_process_view, jobs, chunksize=1)
-            else:
-                results = map(_process_view, jobs)
-            try:
-                for (name, camera), (frames, decoded, states, actions) in tqdm(
-                        zip(partition[split], results), total=len(jobs), desc=f"robonet {split}",
-                        disable=not progress):
-                    if decoded < len(frames):
-                        short.append(f"{name}_{camera}: {decoded} of {len(frames)} frames decoded")
-                    if split == "train":
-                        values = frames.reshape(-1, 3).astype(np.float64) / 255.0
-                        totals[0].__iadd__(values.sum(0))
-                        totals[1].__iadd__((values ** 2).sum(0))
-                        frames_seen += len(values)
-                    yield frames, states, actions
-            finally:
-                if pool is not None:
-                    pool.terminate()
-            if split == "train":
-                mean = totals[0] / frames_seen
-                std = np.sqrt(np.maximum(totals[1] / frames_seen - mean ** 2, 0.0))
-                with open(stats_path, "w") as f:
-                    json.dump(dict(mean=mean.tolist(), std=std.tolist(), num_pixels=frames_seen), f)
-        return generate
-
-    def to_example(item):
-        frames, states, actions = item
-        extra = {"states": states, "actions": actions}
-        example = varlen_example(frames, extra=extra)
-        feature = example.features.feature
-        feature["state_dim"].int64_list.value.append(states.shape[1])
-        feature["action_dim"].int64_list.value.append(actions.shape[1])
-        return len(frames), example
-
-    info = write_splits(output_dir, {split: videos_of(split) for split in ("train", "val", "test")}, settings,
-                        sequences_per_file, to_example=to_example)
-    if "normalization" not in info:
-        with open(stats_path) as f:
-            stats = json.load(f)
-        info["normalization"] = dict(
-            mean=stats["mean"], std=stats["std"], num_pixels=stats["num_pixels"], space="RGB in [0, 1]",
-            original_mean=list(ORIGINAL_MEAN), original_std=list(ORIGINAL_STD),
-            mean_minus_original=[m - o for m, o in zip(stats["mean"], ORIGINAL_MEAN)],
-            std_minus_original=[s - o for s, o in zip(stats["std"], ORIGINAL_STD)])
-        info["state_action_dims"] = [list(d) for d in dims]
-        info["short_mp4_streams"] = short
-        info["num_trajectories_used"] = len(files)
-        info["split_unit"] = ("camera view (views of one trajectory can be in different splits: leakage, as the "
-                              "original)" if split_by == "camera" else "trajectory")
+        # fork: the workers only run h5py / OpenCV / imageio, never TensorFlow
+        pool = multiprocessing.get_context("fork").Pool(num_workers)
+    imap = pool.imap if pool is not None else map
+    try:
+        paths = [os.path.join(hdf5_dir, name) for name in files]
+        metadata = dict(zip(files, tqdm(imap(read_metadata, paths), total=len(files), desc="robonet metadata",
+                                        disable=not progress)))
+        views = [(name, camera) for name in files for camera in range(metadata[name]["ncam"])]
+        partition = split_views(views, n_val, n_test, rng, split_by)
+        dims = sorted({(metadata[name]["sdim"], metadata[name]["adim"]) for name in files})
+        settings = dict(dataset="robonet", converter_version=CONVERTER_VERSION, dim=dim, seed=seed,
+                        split_by=split_by, n_val=n_val, n_test=n_test, num_trajectories=num_trajectories,
+                        sequences_per_file=sequences_per_file, hdf5_dir=os.path.abspath(hdf5_dir),
+                        files_sha256=_digest([(name, metadata[name]["sha256"]) for name in files]),
+                        views_sha256=_digest(partition))
         info_path = os.path.join(output_dir, "dataset_info.json")
-        with open(info_path + ".tmp", "w") as f:
-            json.dump(info, f, indent=2, sort_keys=True)
-        os.replace(info_path + ".tmp", info_path)
-        os.remove(stats_path)
+        if os.path.exists(info_path):
+            with open(info_path) as f:
+                info = json.load(f)
+            if {key: info.get(key) for key in settings} == json.loads(json.dumps(settings)):
+                print(f"{output_dir} already holds these RoboNet records; nothing to do")
+                return info
+        os.makedirs(output_dir, exist_ok=True)
+        settings_path = os.path.join(output_dir, ".settings.json")
+        if os.path.exists(settings_path):
+            with open(settings_path) as f:
+                if json.load(f) != json.loads(json.dumps(settings)):
+                    print(f"{output_dir} holds RoboNet records made with other settings; starting over")
+                    for split in ("train", "val", "test"):
+                        shutil.rmtree(os.path.join(output_dir, split), ignore_errors=True)
+        if os.path.exists(info_path):
+            os.remove(info_path)
+        _write_json(settings_path, settings)
+        _write_json(os.path.join(output_dir, "splits.json"),
+                    {split: [f"{name}_{camera}" for name, camera in views_] for split, views_ in partition.items()})
+        write_metadata_csv(os.path.join(output_dir, "metadata.csv"), metadata)
+        summaries = {}
+        for split in ("train", "val", "test"):
+            split_dir = os.path.join(output_dir, split)
+            os.makedirs(split_dir, exist_ok=True)
+            split_views_ = partition[split]
+            summaries[split] = []
+            bar = tqdm(total=len(split_views_), desc=f"robonet {split}", disable=not progress)
+            for first in range(0, len(split_views_), sequences_per_file):
+                chunk = split_views_[first:first + sequences_per_file]
+                path = os.path.join(split_dir, f"sequence_{first}_to_{first + len(chunk) - 1}.tfrecords")
+                if os.path.exists(path) and os.path.exists(_summary_path(path)):
+                    with open(_summary_path(path)) as f:
+                        summaries[split].append(json.load(f))  # finished by an earlier run
+                else:
+                    jobs = [(os.path.join(hdf5_dir, name), camera, metadata[name], dim, True)
+                            for name, camera in chunk]
+                    summaries[split].append(_write_shard(path, chunk, imap(_process_view, jobs)))
+                bar.update(len(chunk))
+            bar.close()
+            with open(os.path.join(split_dir, "sequence_lengths.txt"), "w") as f:
+                f.writelines(f"{n}\n" for summary in summaries[split] for n in summary["lengths"])
+    finally:
+        if pool is not None:
+            pool.terminate()
+    train = summaries["train"]
+    pixels = sum(s["pixels"] for s in train)
+    mean = np.sum([s["sums"] for s in train], 0) / pixels
+    std = np.sqrt(np.maximum(np.sum([s["squares"] for s in train], 0) / pixels - mean ** 2, 0.0))
+    info = dict(
+        settings, num_examples={split: sum(len(s["lengths"]) for s in summaries[split]) for split in summaries},
+        normalization=dict(mean=mean.tolist(), std=std.tolist(), num_pixels=pixels, space="RGB in [0, 1]",
+                           original_mean=list(ORIGINAL_MEAN), original_std=list(ORIGINAL_STD),
+                           mean_minus_original=(mean - ORIGINAL_MEAN).tolist(),
+                           std_minus_original=(std - ORIGINAL_STD).tolist()),
+        state_action_dims=[list(d) for d in dims],
+        short_mp4_streams=[line for split in summaries for s in summaries[split] for line in s["short"]],
+        num_trajectories_used=len(files),
+        split_unit=("camera view (views of one trajectory can be in different splits: leakage, as the original)"
+                    if split_by == "camera" else "trajectory"))
+    _write_json(info_path, info, indent=2, sort_keys=True)
     return info
 
 
