@@ -265,3 +265,24 @@ def test_parity_with_the_original_reader(tmp_path):
     other = next(iter(get_dataset_class("epva_robot")(data, "train", num_epochs=1, hparams_dict=dict(
         context_frames=1, sequence_length=3, frame_skip=0)).make_dataset(1)))
     assert np.abs(other["images"][:, 1:] - reference["images"][:, 1:]).max() > 0.1
+
+
+def test_robot_data_archive_of_raw_push_records(tmp_path, monkeypatch):
+    """An archive holding Finn et al.'s raw push records is converted to EPVA's layout on the way."""
+    from video_prediction.datasets import google_robot
+
+    monkeypatch.setattr(google_robot.GoogleRobotVideoDataset, "declared_image_shape", (16, 16, 3))
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        for name, videos in (("push/push_train/push_train.tfrecord-00000-of-00001", [0, 1]),
+                             ("push/push_testnovel/push_testnovel.tfrecord-00000-of-00001", [2])):
+            write(tmp_path / "src", [finn_record(v).SerializeToString() for v in videos])
+            archive.add(tmp_path / "src", arcname=name)
+    out = tmp_path / "robot_push"
+    with FileServer({f"/{ROBOT_PUSH_ARCHIVE}": buffer.getvalue()}) as server:
+        info = download_and_prepare_robot_push(str(out), base_url=server.url, progress=False)
+    assert info["num_examples"] == {"train": 2, "test": 1} and info["archive_layout"] == "finn_push (converted)"
+    batch = next(iter(get_dataset_class("epva_robot")(str(out), "test", num_epochs=1, hparams_dict=dict(
+        context_frames=1, sequence_length=6, image_size=16)).make_dataset(1)))
+    np.testing.assert_array_equal(batch["states"][0, :, 0], np.full(6, 2.0))
+    assert not os.path.exists(out / ".extracted") and not os.path.exists(out / ROBOT_PUSH_ARCHIVE)
