@@ -1,7 +1,6 @@
 """EPVA's flat records: the original's file names and keys, legacy bicubic, conversion, the robot_data archive."""
 
 import io
-import json
 import os
 import tarfile
 
@@ -226,10 +225,9 @@ def test_robot_data_archive_download(tmp_path):
     with FileServer({f"/{ROBOT_PUSH_ARCHIVE}": data[: len(data) // 2]}) as server:
         with pytest.raises(ValueError, match="robot_data.tar.gz"):
             download_and_prepare_robot_push(str(broken), base_url=server.url, progress=False)
-    json.dumps(info)
 
 
-from test_human36m import archives, h36m_dir, load_script  # noqa: E402,F401  (the human36m fixture records)
+from test_human36m import archives, h36m_dir  # noqa: E402,F401  (pose_data's human36m fixture records)
 
 
 def test_convert_human36m_records(h36m_dir, tmp_path):

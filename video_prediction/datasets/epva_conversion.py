@@ -49,7 +49,7 @@ from video_prediction.datasets.base import check_tfrecord_framing, compression_o
 from video_prediction.datasets.epva import (SPLIT_WORDS, epva_example, first_example, record_layout,
                                             write_epva_splits)
 from video_prediction.datasets.google_robot import GoogleRobotVideoDataset
-from video_prediction.download import download_file, extract_archive, verify_archive
+from video_prediction.download import download_file, extract_archive, file_sha256, verify_archive
 
 HUMAN36M_FPS = 50
 EPVA_HUMAN_FPS = 12.5
@@ -242,8 +242,6 @@ def download_and_prepare_robot_push(output_dir="data/robot_push", base_url=None,
     archive = os.path.join(output_dir, ROBOT_PUSH_ARCHIVE)
     os.makedirs(output_dir, exist_ok=True)
     download_file(url, archive, expected_size=expected_size, sha256=sha256, progress=progress)
-    from video_prediction.download import file_sha256
-
     archive_sha256 = file_sha256(archive)
     verify_archive(archive)
     extracted = os.path.join(output_dir, _EXTRACTED)
