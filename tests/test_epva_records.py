@@ -284,3 +284,29 @@ def test_robot_data_archive_of_raw_push_records(tmp_path, monkeypatch):
         context_frames=1, sequence_length=6, image_size=16)).make_dataset(1)))
     np.testing.assert_array_equal(batch["states"][0, :, 0], np.full(6, 2.0))
     assert not os.path.exists(out / ".extracted") and not os.path.exists(out / ROBOT_PUSH_ARCHIVE)
+
+
+def load_data_script(name):
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scripts_report_bad_input_in_one_line(tmp_path, original_dir, capsys):
+    convert = load_data_script("convert_to_epva_records")
+    assert convert.main(["--source", "no_such_set", "--input_dir", str(tmp_path), "--output_dir",
+                         str(tmp_path / "o"), "--no_progress"]) == 1
+    assert capsys.readouterr().err.strip().startswith("error: unknown dataset 'no_such_set'")
+    assert convert.main(["--source", "moving_mnist", "--input_dir", str(tmp_path), "--output_dir",
+                         str(tmp_path / "o"), "--no_progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: no moving_mnist records in")
+    push = load_data_script("preprocess_robot_push")
+    with FileServer({}) as server:
+        assert push.main(["--output_dir", str(tmp_path / "p"), "--base_url", server.url, "--no_progress"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "HTTP 404" in err[0] and ROBOT_PUSH_ARCHIVE in err[0]
