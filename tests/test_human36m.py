@@ -155,6 +155,12 @@ def test_reader_applies_fskip_and_renders_32_maps(h36m_dir):
     assert set(batch["labels"].numpy()) == {3, 9}
     with pytest.raises(ValueError, match="fskip"):
         cls(str(h36m_dir), "test", hparams="frame_skip=1")
+    # the original's test windows start at N // 2
+    middle = cls(str(h36m_dir), "test", hparams="sequence_length=3,context_frames=1,fskip=2,clip_start=middle")
+    batch = next(iter(middle.make_dataset(1)))
+    first = test[sorted(test)[0] if batch["labels"][0] == 9 else sorted(test)[1]]
+    stored = np.array(first["poses"].float_list.value).reshape(FRAMES, 32, 2)
+    np.testing.assert_allclose(batch["poses"][0].numpy(), stored[[20, 22, 24]], atol=1e-6)
 
 
 def test_rerun_skips_finished_videos_and_a_changed_setting_is_refused(h36m_dir, archives):

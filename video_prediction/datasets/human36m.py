@@ -48,6 +48,7 @@ import shutil
 import subprocess
 
 import numpy as np
+import tensorflow as tf
 
 from video_prediction.datasets.base import varlen_example
 from video_prediction.datasets.pose import (PoseVideoDataset, clipped_crop, encoder, padded_square_box,
@@ -104,12 +105,23 @@ class Human36MVideoDataset(PoseVideoDataset):
     def default_hparams(cls):
         hparams = super().default_hparams()
         # the LSTM's 10 observed + 32 future poses (spec §2.3)
-        hparams.update(context_frames=10, sequence_length=42, fskip=FSKIP, frame_skip=FSKIP - 1)
+        hparams.update(context_frames=10, sequence_length=42, fskip=FSKIP, frame_skip=FSKIP - 1,
+                       clip_start="first")  # "middle": non-random clips start at frame N // 2 (the original's test)
         return hparams
+
+    def _frame_indices(self, length, seed):
+        if self.hparams.clip_start == "middle" and not self.random_offsets:
+            # the original's test windows start at N // 2; moved back so that the clip fits
+            start = tf.maximum(tf.minimum(length // 2, length - self.span), 0)
+            step = self.hparams.frame_skip + 1
+            return start + tf.range(self.sequence_length, dtype=tf.int64) * step
+        return super()._frame_indices(length, seed)
 
     def _resolve_hparams(self, hparams_dict, hparams):
         resolved = super()._resolve_hparams(hparams_dict, hparams)
         values = resolved.values()
+        if values["clip_start"] not in ("first", "middle"):
+            raise ValueError(f"clip_start must be 'first' or 'middle', got {values['clip_start']!r}")
         if values["fskip"] < 1:
             raise ValueError(f"fskip must be >= 1, got {values['fskip']}")
         if values["frame_skip"] not in (FSKIP - 1, values["fskip"] - 1):
