@@ -185,8 +185,14 @@ def test_hourglass_poses_are_stored_as_estimated_poses(source, tmp_path):
     x, y = rng.uniform(size=(12, 13)), rng.uniform(size=(12, 13))
     np.savez(hourglass / "0001.npz", x=x, y=y, visibility=np.ones((12, 13)), action=np.array(["baseball_pitch"]),
              nframes=np.array([[12]]))
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:  # the original's hourglass.tar.gz layout
+        tar.add(hourglass, arcname="hourglass")
     output = tmp_path / "out"
-    prepare_penn_action(str(output), SIZE, source_dir=str(root), hourglass=str(hourglass), progress=False)
+    with FileServer({"/hg.gz": buffer.getvalue()}) as server:
+        prepare_penn_action(str(output), SIZE, source_dir=str(root), hourglass=f"{server.url}/hg.gz",
+                            progress=False)
+    assert os.path.exists(output / "hourglass" / "hourglass" / "0001.npz")
     dataset = get_dataset_class("penn_action")(str(output), "train", hparams="sequence_length=3,context_frames=1,"
                                                "use_estimated_poses=true,subset=true,time_shift=0")
     batch = next(iter(dataset.make_dataset(1)))

@@ -264,9 +264,8 @@ def video_size(path):
 
 
 def decode_cropped(path, crop, num_frames, size, chunk=64):
-    """Frames 0..N-1 of a video cropped to ``crop`` (x1, y1, x2, y2, inside the image) and resized: uint8 [N, S, S, 3].
-
-    ValueError (one line) if the video has fewer than ``num_frames`` frames or cannot be decoded.
+    """The first ``num_frames`` frames of a video (fewer if it is shorter), cropped to ``crop`` (x1, y1, x2, y2,
+    inside the image) and resized: uint8 ``[n, S, S, 3]``.  ValueError (one line) if ffmpeg cannot decode it.
     """
     x1, y1, x2, y2 = crop
     w, h = x2 - x1, y2 - y1
@@ -295,9 +294,7 @@ def decode_cropped(path, crop, num_frames, size, chunk=64):
             process.wait()
     if process.returncode != 0 or (count == 0 and error):
         raise ValueError(f"ffmpeg cannot decode {path}: {error.splitlines()[-1] if error else process.returncode}")
-    if count < num_frames:
-        raise ValueError(f"pose file has {num_frames} frames but its video {path} has {count}")
-    return np.concatenate(out)
+    return np.concatenate(out) if out else np.zeros((0, size, size, 3), np.uint8)
 
 
 def read_hourglass(path, num_frames):
@@ -332,6 +329,8 @@ def convert_video(subject, name, video, cdf, image_size, encode, hourglass_dir=N
     if crop[2] <= crop[0] or crop[3] <= crop[1]:
         raise ValueError(f"pose file {cdf}: the person box {crop} lies outside the {width}x{height} video")
     frames = decode_cropped(video, crop, len(poses), image_size)
+    if len(frames) < len(poses):  # the original reads frame t for every pose frame t
+        raise ValueError(f"pose file {cdf} has {len(poses)} frames but its video {video} has {len(frames)}")
     estimated = None
     path = hourglass_path(hourglass_dir, subject, name)
     if path and os.path.exists(path):

@@ -59,6 +59,16 @@ class PoseVideoDataset(VarLenFeatureVideoDataset):
         )
         return hparams
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.hparams.use_estimated_poses:
+            path = self.filenames[0]
+            first = next(iter(tf.data.TFRecordDataset(path)))
+            if "estimated_poses" not in tf.train.Example.FromString(first.numpy()).features.feature:
+                raise ValueError(f"use_estimated_poses: the {self.mode} records of {self.input_dir} hold no "
+                                 f"estimated poses (e.g. {os.path.basename(path)}); preprocess with the Hourglass "
+                                 "poses (human36m: test subjects only)")
+
     # -- skeleton ---------------------------------------------------------------------------------
 
     @property
