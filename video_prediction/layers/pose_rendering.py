@@ -166,9 +166,12 @@ def render_heatmaps(poses, visibility, grid_size, *, scheme="joints", limbs=(), 
         # two factors equals resizing the full maps, without ever building them at crop resolution.
         gx = _resize_1d(gx, output_size[1])
         gy = _resize_1d(gy, output_size[0])
-    maps = gy[..., :, None] * gx[..., None, :] * present[..., None, None]  # [..., C, H, W]
-    rank = len(maps.shape)
-    return tf.transpose(maps, list(range(rank - 3)) + [rank - 2, rank - 1, rank - 3])  # [..., H, W, C]
+    # channels-last outer product: only the small factors are transposed
+    rank = len(gx.shape)
+    order = list(range(rank - 2)) + [rank - 1, rank - 2]
+    gx = tf.transpose(gx, order)  # [..., W, C]
+    gy = tf.transpose(gy * present[..., None], order)  # [..., H, C]
+    return gy[..., :, None, :] * gx[..., None, :, :]  # [..., H, W, C]
 
 
 def _resize_1d(values, size):
