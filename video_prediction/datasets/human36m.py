@@ -358,7 +358,6 @@ def prepare_human36m(archive_dir, output_dir, image_size=128, subjects=ALL_SUBJE
         raise ValueError(f"image_size must be >= 8, got {image_size}")
     encode = encoder(image_format)
     settings = dict(dataset="human36m", image_size=image_size, image_format=image_format, tube_pad=TUBE_PAD)
-    check_settings(output_dir, settings)
     raw_dir = os.path.join(output_dir, "raw")
     extract_archives(archive_dir, raw_dir, progress)
     sources = find_sources([archive_dir, raw_dir], subjects)
@@ -367,6 +366,7 @@ def prepare_human36m(archive_dir, output_dir, image_size=128, subjects=ALL_SUBJE
         print(f"skipping the known damaged video {video} (not in the original's test list)")
     if hourglass_dir:
         extract_archives(hourglass_dir, hourglass_dir, progress)
+    check_settings(output_dir, settings)  # the input is complete: records may be written
     counts = {split: 0 for split in ("train", "test") if any(split_of(s) == split for s in subjects)}
     frames_written, seconds = 0, 0.0
     for subject, name, video, cdf in tqdm(videos, desc="human36m", disable=not progress):

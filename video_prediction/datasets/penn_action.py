@@ -259,7 +259,6 @@ def prepare_penn_action(output_dir, image_size=128, source_dir=None, url=PENN_AC
         raise ValueError(f"image_size must be >= 8, got {image_size}")
     encode = encoder(image_format)
     settings = dict(dataset="penn_action", image_size=image_size, image_format=image_format, pad=PAD)
-    check_settings(output_dir, settings)
     raw_dir = os.path.join(output_dir, "raw")
     if source_dir is None:
         source_dir = download_penn_action(raw_dir, url, progress)
@@ -273,6 +272,7 @@ def prepare_penn_action(output_dir, image_size=128, source_dir=None, url=PENN_AC
     label_files = sorted(glob.glob(os.path.join(labels_root, "*.mat")))
     if not label_files:
         raise ValueError(f"no label files (*.mat) in {labels_root}")
+    check_settings(output_dir, settings)  # the input is there: records may be written
     counts, subset_counts = {"train": 0, "test": 0}, {"train": 0, "test": 0}
     frames_written, seconds = 0, 0.0
     for mat_path in tqdm(label_files, desc="penn_action", disable=not progress):
