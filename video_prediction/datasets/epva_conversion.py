@@ -19,9 +19,10 @@ The original never shipped a converter and its data bucket is gone, so:
     ``move/{i}/endeffector/vec_pitch_yaw``, ``action_{i}`` <-
     ``move/{i}/commanded_pose/vec_pitch_yaw`` (the commanded pose of the same
     frame, all frames kept), ``joint_positions_{i}`` <- ``move/{i}/joint/positions``
-    when the records have it (7 floats, the arm's joints: EPVA's
-    ``joint_pos_dim`` 7), else zeros; the original's source for it is
-    unconfirmed.  Frames keep their stored size (512x640), so EPVA's reader
+    (or the first ``move/{i}/...`` feature naming joint positions) when the
+    records have it (7 floats, the arm's joints: EPVA's ``joint_pos_dim`` 7),
+    else zeros; the original's source for it is unconfirmed, and whether the
+    public push records carry joint positions could not be checked here.  Frames keep their stored size (512x640), so EPVA's reader
     does the one bicubic resize to 64x64, as the original would have on these
     frames; ``image_size=64`` stores them resized instead (smaller files).
     One EPVA record per push record, all its frames.
@@ -60,7 +61,9 @@ class FinnPushAllFrames(GoogleRobotVideoDataset):
     """Finn et al. push records with the commanded pose of every frame (``commanded_poses`` ``[T, 5]``)
     and, when present, ``joint_positions`` ``[T, 7]`` from ``move/{t}/joint/positions``."""
 
-    joint_feature = ("move/%d/joint/positions", (7,))
+    #: The push records' joint features are undocumented: the first ``move/0/...`` name holding "joint" and
+    #: "pos" (e.g. ``move/0/joint/positions``) is taken when it has 7 floats (EPVA's joint_pos_dim).
+    joint_name = re.compile(r"move/0/(.*joint.*pos.*)\Z")
 
     @classmethod
     def default_hparams(cls):
@@ -70,8 +73,11 @@ class FinnPushAllFrames(GoogleRobotVideoDataset):
 
     def state_like_features(self, feature_names, use_state):
         features = {"states": self.state_feature, "commanded_poses": self.action_feature}
-        if "move/0/joint/positions" in feature_names:
-            features["joint_positions"] = self.joint_feature
+        for name in sorted(feature_names):
+            match = self.joint_name.match(name)
+            if match:
+                features["joint_positions"] = (f"move/%d/{match.group(1)}", (7,))
+                break
         return features
 
     def action_like_features(self, feature_names, use_state):
