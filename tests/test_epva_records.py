@@ -246,6 +246,10 @@ def test_convert_human36m_records(h36m_dir, tmp_path):
     images = next(iter(dataset.make_dataset(2)))["images"].numpy()
     assert images.shape == (2, 8, 64, 64, 3)
     assert np.abs(images - expected).mean() < 0.02  # JPEG of the same frames 0, 4, ..., 28
+    # the source's own hparams can be overridden (here every frame: 50 fps clips of 20 frames)
+    every = convert_to_epva_records("human36m", str(h36m_dir), str(tmp_path / "every"), modes=("test",),
+                                    source_hparams={"fskip": 1}, test_frames_per_record=20, progress=False)
+    assert every["num_examples"] == {"test": 4} and every["source_hparams"]["fskip"] == 1
 
 
 def test_parity_with_the_original_reader(tmp_path):

@@ -157,7 +157,7 @@ def convert_to_epva_records(source, input_dir, output_dir, modes=MODES, source_h
 
     defaults = SOURCES.get(source, DEFAULT_SOURCE)
     # context_frames only has to be valid for the clip length; it plays no part in conversion
-    hparams = dict({"context_frames": 1}, **defaults["hparams"], **(source_hparams or {}))
+    hparams = {"context_frames": 1, **defaults["hparams"], **(source_hparams or {})}  # later ones win
     frames_per_record = defaults["frames_per_record"] if frames_per_record is None else frames_per_record
     test_frames = defaults["test_frames_per_record"] if test_frames_per_record is None else test_frames_per_record
     image_size = defaults["image_size"] if image_size is None else image_size
