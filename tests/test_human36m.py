@@ -14,8 +14,9 @@ import pytest
 import tensorflow as tf
 
 from video_prediction.datasets import get_dataset_class
-from video_prediction.datasets.human36m import (class_of, decode_cropped, prepare_human36m, read_d2_poses,
-                                                resize_frames)
+from video_prediction.datasets.human36m import (class_of, convert_video, decode_cropped, prepare_human36m,
+                                                read_d2_poses)
+from video_prediction.datasets.pose import encoder, resize_frames
 from video_prediction.datasets.record_writing import ffmpeg_executable
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -155,6 +156,12 @@ def test_reader_applies_fskip_and_renders_32_maps(h36m_dir):
     assert set(batch["labels"].numpy()) == {3, 9}
     with pytest.raises(ValueError, match="fskip"):
         cls(str(h36m_dir), "test", hparams="frame_skip=1")
+    # the original's test windows start at N // 2
+    middle = cls(str(h36m_dir), "test", hparams="sequence_length=3,context_frames=1,fskip=2,clip_start=middle")
+    batch = next(iter(middle.make_dataset(1)))
+    first = test[sorted(test)[0] if batch["labels"][0] == 9 else sorted(test)[1]]
+    stored = np.array(first["poses"].float_list.value).reshape(FRAMES, 32, 2)
+    np.testing.assert_allclose(batch["poses"][0].numpy(), stored[[20, 22, 24]], atol=1e-6)
 
 
 def test_rerun_skips_finished_videos_and_a_changed_setting_is_refused(h36m_dir, archives):
@@ -180,8 +187,21 @@ def test_missing_archives_are_listed_in_one_line(archives, tmp_path, capsys):
 def test_bad_pose_files_give_one_clear_line(tmp_path, archives):
     _, work = archives
     video = str(work / "S9" / "Videos" / "Eating.58860488.mp4")
-    with pytest.raises(ValueError, match=r"pose file has 60 frames but its video .*Eating.58860488.mp4 has 40"):
-        decode_cropped(video, (0, 0, 32, 32), 60, 16)
+    cdf = tmp_path / "Eating.58860488.cdf"
+    write_cdf(cdf, make_poses(2, frames=FRAMES + 5))
+    with pytest.raises(ValueError, match=r"pose file .*Eating.58860488.cdf has 45 frames but its video "
+                                         r".*Eating.58860488.mp4 has 40$"):
+        convert_video("S9", "Eating.58860488", video, str(cdf), 16, encoder("jpeg"))
+    assert len(decode_cropped(video, (0, 0, 32, 32), 60, 16)) == FRAMES
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(open(video, "rb").read()[:300])
+    with pytest.raises(ValueError, match=r"^(ffmpeg cannot (read|decode)) .*broken.mp4"):
+        convert_video("S9", "Eating.58860488", str(broken), str(cdf), 16, encoder("jpeg"))
+    archive_dir = tmp_path / "archives"
+    os.makedirs(archive_dir)
+    (archive_dir / "VideosSubjectSpecific_6.tgz").write_bytes(b"\x1f\x8b\x08" + b"\x00" * 40)
+    with pytest.raises(ValueError, match="VideosSubjectSpecific_6.tgz"):
+        prepare_human36m(str(archive_dir), str(tmp_path / "out"), 64, ("S9",), progress=False)
     bad = tmp_path / "bad.cdf"
     bad.write_bytes(b"\xcd\xf3\x00\x01" + b"\x00" * 50)
     with pytest.raises(ValueError, match="corrupt pose file .*bad.cdf"):
@@ -192,7 +212,7 @@ def test_bad_pose_files_give_one_clear_line(tmp_path, archives):
         read_d2_poses(str(wrong))
 
 
-def test_hourglass_test_poses_are_stored_beside_the_ground_truth(archives, tmp_path):
+def test_hourglass_test_poses_are_stored_beside_the_ground_truth(archives, h36m_dir, tmp_path):
     archive_dir, _ = archives
     hourglass = tmp_path / "hg"
     os.makedirs(hourglass / "S9_Hourglass")
@@ -215,3 +235,5 @@ def test_hourglass_test_poses_are_stored_beside_the_ground_truth(archives, tmp_p
     expected = ((raw[:3] - 20).astype(np.int32) + [1, 0]) * 64 / 120
     np.testing.assert_allclose(batch["estimated_poses"][0].numpy(), expected, atol=1e-4)
     assert batch["images"].shape == (1, 3, 64, 64, 3)
+    with pytest.raises(ValueError, match="use_estimated_poses: the test records .* hold no estimated poses"):
+        get_dataset_class("human36m")(str(h36m_dir), "test", hparams="use_estimated_poses=true")

@@ -185,9 +185,27 @@ def test_hourglass_poses_are_stored_as_estimated_poses(source, tmp_path):
     x, y = rng.uniform(size=(12, 13)), rng.uniform(size=(12, 13))
     np.savez(hourglass / "0001.npz", x=x, y=y, visibility=np.ones((12, 13)), action=np.array(["baseball_pitch"]),
              nframes=np.array([[12]]))
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:  # the original's hourglass.tar.gz layout
+        tar.add(hourglass, arcname="hourglass")
     output = tmp_path / "out"
-    prepare_penn_action(str(output), SIZE, source_dir=str(root), hourglass=str(hourglass), progress=False)
+    with FileServer({"/hg.gz": buffer.getvalue()}) as server:
+        prepare_penn_action(str(output), SIZE, source_dir=str(root), hourglass=f"{server.url}/hg.gz",
+                            progress=False)
+    assert os.path.exists(output / "hourglass" / "hourglass" / "0001.npz")
     dataset = get_dataset_class("penn_action")(str(output), "train", hparams="sequence_length=3,context_frames=1,"
                                                "use_estimated_poses=true,subset=true,time_shift=0")
     batch = next(iter(dataset.make_dataset(1)))
     np.testing.assert_allclose(batch["estimated_poses"][0].numpy(), np.stack([x, y], -1)[:3] * SIZE, rtol=1e-5)
+
+
+def test_short_videos_are_padded_with_their_last_frame(penn_dir):
+    output, _ = penn_dir
+    cls = get_dataset_class("penn_action")
+    dataset = cls(str(output), "test", hparams="sequence_length=14,context_frames=2")  # video 0004 has 10 frames
+    batch = next(iter(dataset.make_dataset(1)))
+    stored = np.array(read_records(output / "test")["0004"]["poses"].float_list.value).reshape(10, 13, 2)
+    np.testing.assert_allclose(batch["poses"][0].numpy(), stored[[*range(10), 9, 9, 9, 9]], atol=1e-6)
+    np.testing.assert_array_equal(batch["images"][0, 9].numpy(), batch["images"][0, 13].numpy())
+    unpadded = cls(str(output), "test", hparams="sequence_length=14,context_frames=2,pad_short=false")
+    assert list(unpadded.make_dataset(1, drop_remainder=False)) == []

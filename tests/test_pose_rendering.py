@@ -90,6 +90,14 @@ def test_drawn_at_crop_resolution_then_resized_linearly():
     full = gauss2d_mask_reference((2.2, 1.3), (4, 4), 1.0)
     hand = full.reshape(2, 2, 2, 2).mean(axis=(1, 3))
     np.testing.assert_allclose(small, hand, rtol=1e-5)
+    # the separable resize equals resizing the full maps (non-square crop, up- and down-sampling)
+    pose = np.random.default_rng(2).uniform(0, 30, size=(3, 13, 2))
+    vis = np.ones((3, 13))
+    for grid, out in (((37, 29), (16, 16)), ((9, 11), (16, 20))):
+        full = render_heatmaps(pose, vis, grid, scheme="limbs", limbs=PENN_ACTION_LIMBS)
+        fast = render_heatmaps(pose, vis, grid, scheme="limbs", limbs=PENN_ACTION_LIMBS, output_size=out)
+        slow = tf.image.resize(full, out, method="bilinear", antialias=False)
+        np.testing.assert_allclose(fast.numpy(), slow.numpy(), atol=1e-6)
 
 
 def test_batched_shapes_and_dynamic_grid_in_tf_function():

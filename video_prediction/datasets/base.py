@@ -275,7 +275,7 @@ class BaseVideoDataset(ClipLengthsMixin):
         self.num_epochs = num_epochs
         self.seed = seed
         self.hparams = self._resolve_hparams(hparams_dict, hparams)
-        self.filenames = find_tfrecords(input_dir, mode)
+        self.filenames = self.find_files()
         self.skip_corrupt_records = skip_corrupt_records
         #: Records that cannot be read (:class:`CorruptRecord`), found up front with ``skip_corrupt_records``.
         self.corrupt_records = []
@@ -292,6 +292,10 @@ class BaseVideoDataset(ClipLengthsMixin):
             for path in self.filenames:
                 check_tfrecord_framing(path)
         self._check_lengths()
+
+    def find_files(self):
+        """The record files of this split (hook: datasets whose originals name files differently override it)."""
+        return find_tfrecords(self.input_dir, self.mode)
 
     @property
     def num_skipped_records(self):

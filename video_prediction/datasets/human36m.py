@@ -48,6 +48,7 @@ import shutil
 import subprocess
 
 import numpy as np
+import tensorflow as tf
 
 from video_prediction.datasets.base import varlen_example
 from video_prediction.datasets.pose import (PoseVideoDataset, clipped_crop, encoder, padded_square_box,
@@ -104,12 +105,23 @@ class Human36MVideoDataset(PoseVideoDataset):
     def default_hparams(cls):
         hparams = super().default_hparams()
         # the LSTM's 10 observed + 32 future poses (spec §2.3)
-        hparams.update(context_frames=10, sequence_length=42, fskip=FSKIP, frame_skip=FSKIP - 1)
+        hparams.update(context_frames=10, sequence_length=42, fskip=FSKIP, frame_skip=FSKIP - 1,
+                       clip_start="first")  # "middle": non-random clips start at frame N // 2 (the original's test)
         return hparams
+
+    def _frame_indices(self, length, seed):
+        if self.hparams.clip_start == "middle" and not self.random_offsets:
+            # the original's test windows start at N // 2; moved back so that the clip fits
+            start = tf.maximum(tf.minimum(length // 2, length - self.span), 0)
+            step = self.hparams.frame_skip + 1
+            return start + tf.range(self.sequence_length, dtype=tf.int64) * step
+        return super()._frame_indices(length, seed)
 
     def _resolve_hparams(self, hparams_dict, hparams):
         resolved = super()._resolve_hparams(hparams_dict, hparams)
         values = resolved.values()
+        if values["clip_start"] not in ("first", "middle"):
+            raise ValueError(f"clip_start must be 'first' or 'middle', got {values['clip_start']!r}")
         if values["fskip"] < 1:
             raise ValueError(f"fskip must be >= 1, got {values['fskip']}")
         if values["frame_skip"] not in (FSKIP - 1, values["fskip"] - 1):
@@ -252,9 +264,8 @@ def video_size(path):
 
 
 def decode_cropped(path, crop, num_frames, size, chunk=64):
-    """Frames 0..N-1 of a video cropped to ``crop`` (x1, y1, x2, y2, inside the image) and resized: uint8 [N, S, S, 3].
-
-    ValueError (one line) if the video has fewer than ``num_frames`` frames or cannot be decoded.
+    """The first ``num_frames`` frames of a video (fewer if it is shorter), cropped to ``crop`` (x1, y1, x2, y2,
+    inside the image) and resized: uint8 ``[n, S, S, 3]``.  ValueError (one line) if ffmpeg cannot decode it.
     """
     x1, y1, x2, y2 = crop
     w, h = x2 - x1, y2 - y1
@@ -283,9 +294,7 @@ def decode_cropped(path, crop, num_frames, size, chunk=64):
             process.wait()
     if process.returncode != 0 or (count == 0 and error):
         raise ValueError(f"ffmpeg cannot decode {path}: {error.splitlines()[-1] if error else process.returncode}")
-    if count < num_frames:
-        raise ValueError(f"pose file has {num_frames} frames but its video {path} has {count}")
-    return np.concatenate(out)
+    return np.concatenate(out) if out else np.zeros((0, size, size, 3), np.uint8)
 
 
 def read_hourglass(path, num_frames):
@@ -320,6 +329,8 @@ def convert_video(subject, name, video, cdf, image_size, encode, hourglass_dir=N
     if crop[2] <= crop[0] or crop[3] <= crop[1]:
         raise ValueError(f"pose file {cdf}: the person box {crop} lies outside the {width}x{height} video")
     frames = decode_cropped(video, crop, len(poses), image_size)
+    if len(frames) < len(poses):  # the original reads frame t for every pose frame t
+        raise ValueError(f"pose file {cdf} has {len(poses)} frames but its video {video} has {len(frames)}")
     estimated = None
     path = hourglass_path(hourglass_dir, subject, name)
     if path and os.path.exists(path):
@@ -347,7 +358,6 @@ def prepare_human36m(archive_dir, output_dir, image_size=128, subjects=ALL_SUBJE
         raise ValueError(f"image_size must be >= 8, got {image_size}")
     encode = encoder(image_format)
     settings = dict(dataset="human36m", image_size=image_size, image_format=image_format, tube_pad=TUBE_PAD)
-    check_settings(output_dir, settings)
     raw_dir = os.path.join(output_dir, "raw")
     extract_archives(archive_dir, raw_dir, progress)
     sources = find_sources([archive_dir, raw_dir], subjects)
@@ -356,6 +366,7 @@ def prepare_human36m(archive_dir, output_dir, image_size=128, subjects=ALL_SUBJE
         print(f"skipping the known damaged video {video} (not in the original's test list)")
     if hourglass_dir:
         extract_archives(hourglass_dir, hourglass_dir, progress)
+    check_settings(output_dir, settings)  # the input is complete: records may be written
     counts = {split: 0 for split in ("train", "test") if any(split_of(s) == split for s in subjects)}
     frames_written, seconds = 0, 0.0
     for subject, name, video, cdf in tqdm(videos, desc="human36m", disable=not progress):

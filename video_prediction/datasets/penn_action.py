@@ -78,7 +78,8 @@ class PennActionVideoDataset(PoseVideoDataset):
     def default_hparams(cls):
         hparams = super().default_hparams()
         # the LSTM's 10 observed + 32 future poses, consecutive frames (spec §2.3)
-        hparams.update(context_frames=10, sequence_length=42, subset=False)
+        hparams.update(context_frames=10, sequence_length=42, subset=False,
+                       pad_short=True)  # videos shorter than a clip: start 0, last frame repeated (spec §2.3)
         return hparams
 
     def extra_video_features(self):
@@ -87,13 +88,18 @@ class PennActionVideoDataset(PoseVideoDataset):
         return features
 
     def stored_length(self, example):
-        # records outside the 8-class subset look too short, so the pipeline's length filter drops them
+        # records outside the 8-class subset look too short, so the pipeline's length filter drops them;
+        # with pad_short, short videos look long enough (their clips start at 0, see decode)
         length = super().stored_length(example)
+        if self.hparams.pad_short:
+            length = tf.maximum(length, self.span)
         if self.hparams.subset:
             return tf.where(example["in_subset"] > 0, length, tf.zeros_like(length))
         return length
 
     def decode(self, example, frame_indices):
+        # the original pads a short video by repeating its last frame (poses and visibility too)
+        frame_indices = tf.minimum(frame_indices, example["length"] - 1)
         output = super().decode(example, frame_indices)
         output.pop("in_subset")
         return output
@@ -253,7 +259,6 @@ def prepare_penn_action(output_dir, image_size=128, source_dir=None, url=PENN_AC
         raise ValueError(f"image_size must be >= 8, got {image_size}")
     encode = encoder(image_format)
     settings = dict(dataset="penn_action", image_size=image_size, image_format=image_format, pad=PAD)
-    check_settings(output_dir, settings)
     raw_dir = os.path.join(output_dir, "raw")
     if source_dir is None:
         source_dir = download_penn_action(raw_dir, url, progress)
@@ -267,6 +272,7 @@ def prepare_penn_action(output_dir, image_size=128, source_dir=None, url=PENN_AC
     label_files = sorted(glob.glob(os.path.join(labels_root, "*.mat")))
     if not label_files:
         raise ValueError(f"no label files (*.mat) in {labels_root}")
+    check_settings(output_dir, settings)  # the input is there: records may be written
     counts, subset_counts = {"train": 0, "test": 0}, {"train": 0, "test": 0}
     frames_written, seconds = 0, 0.0
     for mat_path in tqdm(label_files, desc="penn_action", disable=not progress):

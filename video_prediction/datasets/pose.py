@@ -7,7 +7,9 @@ Record layout: the VarLen layout of :class:`VarLenFeatureVideoDataset` (one
 * ``poses``: float ``T*K*2``, every frame's K joints as (x, y) in pixels of
   the *stored* frame (pixel (row i, col j) has coordinates (j, i); a joint
   of the original's crop at ``x_crop`` is stored at ``x_crop * W / crop_width``,
-  so ``x / W`` is the original's normalised coordinate ``x_crop / crop_width``);
+  so ``x / W`` is the original's normalised coordinate ``x_crop / crop_width``; the
+  original's heatmaps, drawn at crop resolution and resized with half-pixel
+  centres, peak within half a stored pixel of this point);
 * ``pose_visibility``: float ``T*K``, 1 visible, 0 not (all ones where a
   dataset has no visibility);
 * ``crop_box``: float ``[x1, y1, x2, y2]``, the crop ``img[y1:y2, x1:x2]`` of
@@ -58,6 +60,16 @@ class PoseVideoDataset(VarLenFeatureVideoDataset):
             use_estimated_poses=False,  # also read estimated_poses (e.g. Hourglass test poses)
         )
         return hparams
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.hparams.use_estimated_poses:
+            path = self.filenames[0]
+            first = next(iter(tf.data.TFRecordDataset(path)))
+            if "estimated_poses" not in tf.train.Example.FromString(first.numpy()).features.feature:
+                raise ValueError(f"use_estimated_poses: the {self.mode} records of {self.input_dir} hold no "
+                                 f"estimated poses (e.g. {os.path.basename(path)}); preprocess with the Hourglass "
+                                 "poses (human36m: test subjects only)")
 
     # -- skeleton ---------------------------------------------------------------------------------
 

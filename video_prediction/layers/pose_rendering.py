@@ -161,15 +161,25 @@ def render_heatmaps(poses, visibility, grid_size, *, scheme="joints", limbs=(), 
     # The Gaussian is separable, and so is its maximum: h / max h = gy / max gy * gx / max gx.
     gx = _axis_gaussian(points[..., 0], cols, sigma, dtype)  # [..., C, W]
     gy = _axis_gaussian(points[..., 1], rows, sigma, dtype)  # [..., C, H]
-    maps = gy[..., :, None] * gx[..., None, :] * present[..., None, None]  # [..., C, H, W]
-    rank = len(maps.shape)
-    maps = tf.transpose(maps, list(range(rank - 3)) + [rank - 2, rank - 1, rank - 3])  # [..., H, W, C]
     if output_size is not None:
-        lead = tf.shape(maps)[:-3]
-        flat = tf.reshape(maps, tf.concat([[-1], tf.shape(maps)[-3:]], 0))
-        flat = tf.image.resize(flat, output_size, method="bilinear", antialias=False)
-        maps = tf.reshape(tf.cast(flat, dtype), tf.concat([lead, tf.shape(flat)[-3:]], 0))
-    return maps
+        # Bilinear resizing is separable too (linear interpolation along each axis), so resizing the
+        # two factors equals resizing the full maps, without ever building them at crop resolution.
+        gx = _resize_1d(gx, output_size[1])
+        gy = _resize_1d(gy, output_size[0])
+    # channels-last outer product: only the small factors are transposed
+    rank = len(gx.shape)
+    order = list(range(rank - 2)) + [rank - 1, rank - 2]
+    gx = tf.transpose(gx, order)  # [..., W, C]
+    gy = tf.transpose(gy * present[..., None], order)  # [..., H, C]
+    return gy[..., :, None, :] * gx[..., None, :, :]  # [..., H, W, C]
+
+
+def _resize_1d(values, size):
+    """``tf.image.resize`` bilinear (half-pixel centres, no antialiasing) along the last axis."""
+    shape = tf.shape(values)
+    flat = tf.reshape(values, [-1, 1, shape[-1], 1])
+    flat = tf.image.resize(flat, (1, size), method="bilinear", antialias=False)
+    return tf.cast(tf.reshape(flat, tf.concat([shape[:-1], [size]], 0)), values.dtype)
 
 
 def render_heatmaps_reference(pose, visibility, grid_size, *, scheme="joints", limbs=(), sigma=SIGMA):
