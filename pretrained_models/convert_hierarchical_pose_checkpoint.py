@@ -26,7 +26,7 @@ FLAGS = flags.FLAGS
 def main(argv):
     del argv
     from video_prediction.hparams import parse_hparams_string
-    from video_prediction.models import hierarchical_pose_checkpoint as conversion
+    from video_prediction.conversion import hierarchical_pose as conversion
 
     hparams = parse_hparams_string(FLAGS.model_hparams) if FLAGS.model_hparams else None
     convert = conversion.convert_lstm_checkpoint if FLAGS.kind == "pose_lstm" else conversion.convert_imggen_checkpoint

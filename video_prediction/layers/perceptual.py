@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from video_prediction.safe_unpickle import restricted_load
+from video_prediction.conversion.formats.safe_unpickle import restricted_load
 
 #: The original's download (perceptual_models/download.sh, spec §3.4): url, archive name, extracted path.
 PERCEPTUAL_DOWNLOADS = {

@@ -33,6 +33,8 @@ class HierarchicalPoseVideoPredictionModel(BaseVideoPredictionModel):
     """``--model hierarchical_pose`` with ``pose_checkpoint=DIR,image_checkpoint=DIR`` (module docstring)."""
 
     trainable_model = False
+    #: evaluate.py: MPJPE / PCK vs the constant pose; generate.py: skeleton GIFs
+    inference_extras = "video_prediction.inference.extras.hierarchical_pose:HierarchicalPoseExtras"
 
     @classmethod
     def default_hparams(cls):
@@ -62,7 +64,7 @@ class HierarchicalPoseVideoPredictionModel(BaseVideoPredictionModel):
 
     def __init__(self, hparams_dict=None, hparams=None, name=None, **kwargs):
         super().__init__(hparams_dict=hparams_dict, hparams=hparams, name=name, **kwargs)
-        from video_prediction.training import load_model
+        from video_prediction.training.building import load_model
 
         hp = self.hparams
         for key in ("pose_checkpoint", "image_checkpoint"):

@@ -47,6 +47,9 @@ def tf1_linear(units, name):
 class PoseLSTMVideoPredictionModel(VideoPredictionModel):
     """``--model pose_lstm``: future landmarks from observed ones (see the module docstring)."""
 
+    #: evaluate.py: MPJPE / PCK vs the constant pose; generate.py: skeleton GIFs
+    inference_extras = "video_prediction.inference.extras.hierarchical_pose:HierarchicalPoseExtras"
+
     @classmethod
     def default_hparams(cls):
         hparams = super().default_hparams()

@@ -16,7 +16,7 @@
 Kernels keep their layout (TF1 HWIO, ``[in, out]``, transposed-conv ``[h, w, out, in]`` =
 Keras ``Conv2DTranspose``).  A checkpoint variable without a counterpart, a model weight
 without a value, and a shape mismatch are errors naming the variable
-(:func:`video_prediction.checkpoint_conversion.assign_by_name`).
+(:func:`video_prediction.conversion.bookkeeping.assign_by_name`).
 
 The checkpoints hold no hparams: ``dataset`` (``penn_action`` or ``human36m``) picks the
 settings of the original's scripts (joints 13 / 32, hparams/<dataset>/<model>/).
@@ -29,7 +29,8 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from video_prediction.checkpoint_conversion import ConversionError, Target, assign_by_name, write_run_directory
+from video_prediction.conversion.bookkeeping import ConversionError, Target, assign_by_name, write_run_directory
+from video_prediction.conversion.formats.tf1 import open_checkpoint
 
 LSTM_CELL_SCOPE = "GEN/G_LSTM/rnn/multi_rnn_cell/cell_0/basic_lstm_cell"
 #: RMSProp ("optimizer") and Adam slots, the beta powers.
@@ -92,16 +93,16 @@ def imggen_targets(model):
 
 def load_lstm_checkpoint(model, prefix):
     """Assign ``DET_LSTM.model-<N>`` at ``prefix`` to a built pose LSTM; returns {source: target}."""
-    reader = tf.train.load_checkpoint(prefix)
-    return assign_by_name(lstm_targets(model), reader.get_variable_to_shape_map(), reader.get_tensor,
+    reader, shapes = open_checkpoint(prefix)
+    return assign_by_name(lstm_targets(model), shapes, reader.get_tensor,
                           ignore=lambda n: bool(OPTIMIZER_VARIABLE.search(n)), hint=f" ({prefix})")
 
 
 def load_imggen_checkpoint(model, prefix):
     """Assign ``IMGGEN.model-<N>`` at ``prefix`` to a built analogy model; returns {source: target}."""
-    reader = tf.train.load_checkpoint(prefix)
+    reader, shapes = open_checkpoint(prefix)
     ignore = lambda n: bool(OPTIMIZER_VARIABLE.search(n) or FROZEN_VARIABLE.match(n))
-    return assign_by_name(imggen_targets(model), reader.get_variable_to_shape_map(), reader.get_tensor,
+    return assign_by_name(imggen_targets(model), shapes, reader.get_tensor,
                           ignore=ignore, hint=f" ({prefix})")
 
 
