@@ -167,3 +167,16 @@ def test_bad_input_is_one_clear_error():
         model({"images": np.zeros((1, 7, 8, 8, 3), np.float32), "poses": np.zeros((1, 7, 3), np.float32)})
     with pytest.raises(ValueError, match="keep_prob"):
         small_model(keep_prob=0.0)
+
+
+def test_penn_swap_uses_the_crop_box_as_the_original_did():
+    """Stored 16x16 frames of a 20 (W) x 40 (H) crop: x_crop / crop_height and y_crop / crop_width (spec §2.3)."""
+    model = small_model(num_landmarks=1, swap_xy_normalization=True)
+    x_crop, y_crop = 5.0, 30.0
+    batch = {"images": np.zeros((1, 7, 16, 16, 3), np.float32),
+             "poses": np.tile(np.array([[[x_crop * 16 / 20, y_crop * 16 / 40]]], np.float32), (1, 7, 1, 1)),
+             "crop_box": np.array([[100.0, 50.0, 120.0, 90.0]], np.float32)}
+    seq, _ = model.landmarks(batch)
+    np.testing.assert_allclose(seq.numpy()[0, 0], [2 * x_crop / 40 - 1, 2 * y_crop / 20 - 1], rtol=1e-6)
+    out = model(batch)["gen_poses"].numpy()
+    np.testing.assert_allclose(out[0, :3], batch["poses"][0, :3], rtol=1e-5)  # observed poses come back unchanged
