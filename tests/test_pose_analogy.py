@@ -70,7 +70,7 @@ def test_hysteresis_flags_follow_the_original():
     model.build_from_batch(batch)
     model.make_optimizers()
     model.build_optimizers()
-    step = tf.function(model.train_on_pair)
+    step = model.train_on_pair  # eager: tracing costs more than these tiny steps
     pair = model.sample_pair(batch)
     for _ in range(3):
         g_before, d_before = bool(model.update_g.numpy()), bool(model.update_d.numpy())
