@@ -1,5 +1,7 @@
 """The shared pose heatmap renderer (hierarchical-LSTM spec §2.4) against hand computations, and skeleton drawing."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -123,3 +125,20 @@ def test_draw_skeletons_marks_joints_and_limbs_only():
     assert drawn[..., 1:].max() == 0.0 and drawn[0, 10, 10].max() == 0.0
     with pytest.raises(ValueError, match="same T"):
         draw_skeletons(frames, poses[:1], limbs=())
+
+
+def test_resizing_matches_opencv_as_the_original_uses_it():
+    """Frames and heatmaps against cv2.resize INTER_LINEAR outputs stored in tests/data/pose_rendering."""
+    from video_prediction.datasets.pose import resize_frames
+
+    ref = np.load(os.path.join(os.path.dirname(__file__), "data", "pose_rendering", "cv2_reference.npz"))
+    for key, size in (("frame_down", 16), ("frame_up", 64)):
+        ours = resize_frames(ref["frame"][None], size)[0].astype(int)
+        diff = np.abs(ours - ref[key].astype(int))
+        assert diff.max() <= 1 and (diff > 0).mean() < 0.2, key  # cv2's fixed-point weights round differently
+    limbs = dict(scheme="limbs", limbs=PENN_ACTION_LIMBS, sigma=3.0)
+    down = render_heatmaps(ref["pose"], ref["visibility"], (37, 29), output_size=(16, 16), **limbs).numpy()
+    np.testing.assert_allclose(down, ref["maps_down"], atol=2e-6)
+    up = render_heatmaps(ref["pose"], ref["visibility"], (37, 29), output_size=(48, 64), **limbs).numpy()
+    np.testing.assert_allclose(up[..., :4], ref["maps_up"], atol=2e-6)
+    assert np.abs(ref["maps_down"]).max() > 0.5  # the maps are not empty

@@ -270,7 +270,8 @@ def decode_cropped(path, crop, num_frames, size, chunk=64):
     x1, y1, x2, y2 = crop
     w, h = x2 - x1, y2 - y1
     command = [ffmpeg_executable(), "-loglevel", "error", "-nostdin", "-i", path, "-frames:v", str(num_frames),
-               "-vf", f"format=rgb24,crop={w}:{h}:{x1}:{y1}", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+               "-vf", f"format=rgb24,crop={w}:{h}:{x1}:{y1}", "-fps_mode", "passthrough",  # every decoded frame once
+               "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     frame_bytes = w * h * 3
     out, count = [], 0
