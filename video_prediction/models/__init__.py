@@ -11,6 +11,9 @@ _MODELS = {
     "mspred": "video_prediction.models.mspred:MSPredVideoPredictionModel",
     "sv2p": "video_prediction.models.sv2p:SV2PVideoPredictionModel",
     "sna": "video_prediction.models.sna:SNAVideoPredictionModel",
+    "pose_lstm": "video_prediction.models.pose_lstm:PoseLSTMVideoPredictionModel",
+    "pose_analogy": "video_prediction.models.pose_analogy:PoseAnalogyVideoPredictionModel",
+    "hierarchical_pose": "video_prediction.models.hierarchical_pose:HierarchicalPoseVideoPredictionModel",
 }
 
 
