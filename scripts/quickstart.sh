@@ -6,7 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 . .venv/bin/activate
-export TF_CPP_MIN_LOG_LEVEL=2
 
 DATA=data/moving_mnist_quickstart
 RUN=logs/quickstart/savp_vae
