@@ -18,7 +18,7 @@ flags.DEFINE_string("subject", None, "with --compact: the directory name of the 
 
 
 def main(argv):
-    from video_prediction import evaluation
+    from video_prediction.inference import evaluation
 
     paths = argv[1:]
     if not paths:

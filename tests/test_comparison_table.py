@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from video_prediction import evaluation
+from video_prediction.inference import evaluation
 from video_prediction.metrics.aggregation import MetricAccumulator
 
 

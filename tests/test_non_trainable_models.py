@@ -63,7 +63,8 @@ def _generated_frames(split, count):
 
 
 def test_blank_predicts_the_mean_training_frame(tiny_moving_mnist):
-    from video_prediction import evaluation, training
+    from video_prediction.inference import evaluation
+    from video_prediction.training import building as training
 
     dataset = training.build_dataset("moving_mnist", tiny_moving_mnist, "test", hparams="context_frames=2,sequence_length=4")
     model = training.build_model("blank", dataset, hparams="mean_videos=0")
@@ -96,7 +97,7 @@ def test_blank_zeros_and_bad_fill(tiny_moving_mnist):
 def test_blank_without_train_split_names_the_fix(tiny_moving_mnist, tmp_path):
     import shutil
 
-    from video_prediction import training
+    from video_prediction.training import building as training
 
     only_test = tmp_path / "only_test"
     shutil.copytree(os.path.join(tiny_moving_mnist, "test"), only_test / "test")
