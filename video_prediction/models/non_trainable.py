@@ -97,6 +97,7 @@ def mean_training_frame(dataset, max_videos=0):
     except (ValueError, FileNotFoundError) as e:
         raise ValueError(f"blank: cannot read the train split of {dataset.input_dir!r} for its mean frame "
                          f"({e}); use --model_hparams fill=zeros") from None
+    train.deterministic_order = True  # the same clips, and so the same frame, on every run (seed 0)
     batches = train.make_dataset(32, drop_remainder=False)
     if max_videos:
         batches = batches.unbatch().take(max_videos).batch(32)
