@@ -173,7 +173,7 @@ def plot_metric_curves(path, curves, metric_name, context_frames, training_lengt
     ``curves`` is ``{label: (mean [T], std [T] or None)}``; the std is drawn
     as a shaded band.  As the original's plot_results.py, the x-axis is the
     frame number starting at ``context_frames + 1`` (the first predicted
-    frame) and a vertical line marks ``training_length``.
+    frame), a dashed line marks the end of the context and a dotted one ``training_length``.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -190,10 +190,12 @@ def plot_metric_curves(path, curves, metric_name, context_frames, training_lengt
         if std is not None:
             std = np.asarray(std, dtype=np.float64)
             axes.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+    # The context boundary: the last context frame, where prediction starts (issue 19).
+    axes.axvline(x=context_frames, linewidth=1, color="0.4", linestyle="--", label="end of context")
     if training_length is not None:
-        axes.axvline(x=training_length, linewidth=1, color="k", linestyle="--", label="training length")
-    if num_t > 1:
-        axes.set_xlim(context_frames + 1, context_frames + num_t)
+        axes.axvline(x=training_length, linewidth=1, color="k", linestyle=":", label="training length")
+    if num_t > 0:
+        axes.set_xlim(context_frames - 0.5, context_frames + max(num_t, 1) + 0.25)
     axes.set_xlabel("time step (frame number)")
     axes.set_ylabel(metric_name)
     axes.grid(axis="y")
