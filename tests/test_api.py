@@ -95,3 +95,14 @@ def test_published_model_downloads_converts_and_is_cached(tmp_path, monkeypatch)
         np.testing.assert_array_equal(samples[0], samples[1])
         video_prediction.load_model("kth/ours_deterministic_l2", base_url=server.url)  # from the cache
         assert len(server.requests) == requests
+
+
+def test_readme_example_runs(predictor, tmp_path, monkeypatch):
+    readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")).read()
+    code = readme.split("### Python API", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    assert "video_prediction.load_model(" in code and "model.predict(" in code
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(code.replace("logs/moving_mnist/ours_savp", predictor.run_dir), namespace)
+    assert namespace["samples"].shape == (3, 10, 32, 32, 1) and namespace["mean"].shape == (1, 10, 32, 32, 1)
+    assert os.path.getsize(tmp_path / "samples.gif") > 0
