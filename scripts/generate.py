@@ -38,7 +38,9 @@ def main(argv):
         video = generation.fit_video_to_shape(generation.load_video(FLAGS.video), options["image_shape"])
         output_dir = os.path.join(FLAGS.results_dir, os.path.basename(os.path.normpath(FLAGS.checkpoint)))
         generation.generate_from_video(model, video, output_dir, FLAGS.num_stochastic_samples, FLAGS.horizon,
-                                       FLAGS.fps, FLAGS.save_arrays)
+                                       FLAGS.fps, FLAGS.save_arrays, html=FLAGS.html_videos > 0,
+                                       settings=html_report.run_settings(model, None, FLAGS.checkpoint, None,
+                                                                         video=FLAGS.video))
         print(f"wrote predictions of {FLAGS.video} to {output_dir}")
         return
     model, dataset, output_dir = model_and_dataset_from_flags(FLAGS, seed=FLAGS.seed)

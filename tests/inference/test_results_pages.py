@@ -45,6 +45,10 @@ def outputs(tmp_path_factory):
     generation.generate_from_dataset(model, dataset, out["generated"], num_stochastic_samples=NUM_SAMPLES,
                                      batch_size=2, html_videos=2, log=None,
                                      settings=html_report.run_settings(model, "moving_mnist", run_dir, "test"))
+    out["video"] = str(root / "video")  # generate.py --video: one clip, no dataset
+    clip = np.random.default_rng(0).random((5, 32, 32, 1)).astype(np.float32)
+    generation.generate_from_video(model, clip, out["video"], num_stochastic_samples=NUM_SAMPLES, log=None, html=True,
+                                   settings=html_report.run_settings(model, None, run_dir, None, video="clip.npy"))
     out["repeat"] = str(root / "results" / "repeat")
     run("evaluate.py", "--model", "repeat", "--dataset", "moving_mnist", "--input_dir", records, "--dataset_hparams",
         "context_frames=2,sequence_length=5", "--output_dir", out["repeat"], "--html_videos", str(HTML_VIDEOS))
@@ -96,6 +100,11 @@ def test_generation_page(outputs):
     assert len(links) == 2 + 2 * 5 and "Predictions" in text and "generated videos" in text
 
 
+def test_single_video_page(outputs):
+    text, links = _linked_files(os.path.join(outputs["video"], "index.html"))
+    assert len(links) == 5 and "clip.npy" in text and "psnr" in text  # scored: the clip covers the horizon
+
+
 def test_comparison_tables_and_plots(outputs):
     directory = outputs["comparison"]
     assert "| ours_a |" in outputs["comparison_stdout"] and "| repeat |" in outputs["comparison_stdout"]
@@ -135,8 +144,8 @@ def test_pages_in_headless_chromium(outputs, tmp_path):
         pytest.skip(reason)
     screenshots = os.environ.get("VIDEO_PREDICTION_SCREENSHOT_DIR", str(tmp_path))
     os.makedirs(screenshots, exist_ok=True)
-    expected_rows = {"ours_a": ["ours_a"] * 2, "generated": ["SAVPVideoPredictionModel"] * 2, "comparison": ["ours_a", "ours_b", "repeat"]}
-    expected_images = {"ours_a": 2 + HTML_VIDEOS * 5, "generated": 2 + 2 * 5, "comparison": 2 + HTML_VIDEOS * 11}
+    expected_rows = {"ours_a": ["ours_a"] * 2, "generated": ["SAVPVideoPredictionModel"] * 2, "video": [], "comparison": ["ours_a", "ours_b", "repeat"]}
+    expected_images = {"ours_a": 2 + HTML_VIDEOS * 5, "generated": 2 + 2 * 5, "video": 5, "comparison": 2 + HTML_VIDEOS * 11}
     for name, rows in expected_rows.items():
         page = os.path.join(outputs[name], "index.html")
         seen = headless_chromium.check_page(chromium, page)

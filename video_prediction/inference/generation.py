@@ -146,9 +146,11 @@ def generate_from_dataset(model, dataset, results_dir, num_videos=None, num_stoc
 
 
 def generate_from_video(model, video, results_dir, num_stochastic_samples=5, horizon=None, fps=4,
-                        save_arrays=False, log=print):
+                        save_arrays=False, log=print, html=False, settings=None):
     """Predict from the first ``context_frames`` frames of one video ``[T, H, W, C]`` in [0, 1].
 
+    With ``html`` an ``index.html`` shows the context, the rest of the video (when it has more frames) and
+    the first three samples, scored by the first of ``PAGE_METRICS`` when the video covers the horizon.
     The model family's extras then write their own files.  Returns the predictions ``[S, T, H, W, C]``.
     """
     context = model.context_frames
@@ -165,6 +167,8 @@ def generate_from_video(model, video, results_dir, num_stochastic_samples=5, hor
     if save_arrays:
         np.savez_compressed(os.path.join(results_dir, "gen_image_00000.npz"), context=video[:context],
                             predictions=predictions)
+    if html:
+        _write_video_page(results_dir, video[:context], ground_truth, predictions, settings or {}, fps)
     _report(log, extras_for(model), "write_video_outputs", video, results_dir,
             InferenceSettings(num_stochastic_samples=num_stochastic_samples, horizon=horizon, fps=fps,
                               save_arrays=save_arrays))
@@ -188,6 +192,25 @@ def _write_page(results_dir, accumulator, shown, settings, context_frames, train
         note=f"Scores over the {accumulator.num_videos(next(iter(results)))} generated videos with their "
              f"{results[next(iter(results))]['best']['per_video'].shape[1]} predicted frames; evaluate.py "
              "gives the full evaluation (more samples, more metrics).")
+
+
+def _write_video_page(results_dir, context, ground_truth, predictions, settings, fps):
+    """index.html of ``generate.py --video``: the context, the rest of the video and three samples."""
+    from video_prediction.inference import evaluation, html_report
+    from video_prediction.metrics import get_metric
+
+    scores, higher_is_better = {}, {}
+    if ground_truth is not None and len(ground_truth) == predictions.shape[1]:
+        name = PAGE_METRICS[0]
+        metric = get_metric(name)
+        scores[name] = evaluation.per_sample_metric(metric, tf.constant(ground_truth[None]),
+                                                    tf.constant(predictions[None]))
+        higher_is_better[name] = metric.higher_is_better
+    shown = html_report.ShownVideos(1)
+    shown.add(context[None], None if ground_truth is None else ground_truth[None], predictions[None], scores,
+              higher_is_better)
+    html_report.write_results_page(results_dir, f"Predictions: {settings.get('model', '')}",
+                                   shown.write_gifs(results_dir, fps=fps), settings)
 
 
 def _report(log, extras, hook, *args):

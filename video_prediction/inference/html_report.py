@@ -147,8 +147,10 @@ def _scores_html(scores):
 
 def videos_table_html(shown):
     """The shown videos, one row each: context, ground truth, best / average / worst sample with scores."""
+    scored = bool(shown) and bool(shown[0].get("selection_metric"))
+    titles = SUBSET_TITLES if scored else {s: "sample" for s in SHOWN_SUBSETS}  # nothing to rank them by
     lines = ['<table class="videos"><tr><th>video</th><th>context</th><th>ground truth</th>'
-             + "".join(f"<th>{SUBSET_TITLES[s]}</th>" for s in SHOWN_SUBSETS) + "</tr>"]
+             + "".join(f"<th>{titles[s]}</th>" for s in SHOWN_SUBSETS) + "</tr>"]
     for video in shown:
         gifs = video["gifs"]
         cells = [f"<td>{video['video']}</td>"]
@@ -156,7 +158,7 @@ def videos_table_html(shown):
             cells.append(f"<td>{_image(gifs[part], title) if part in gifs else '—'}</td>")
         for subset in SHOWN_SUBSETS:
             score = _scores_html(video["scores"][subset]) if video.get("scores") else ""
-            cells.append(f"<td>{_image(gifs[subset], SUBSET_TITLES[subset])}<div class=\"score\">sample "
+            cells.append(f"<td>{_image(gifs[subset], titles[subset])}<div class=\"score\">sample "
                          f"{video['sample_index'][subset]}<br>{score}</div></td>")
         lines.append("<tr>" + "".join(cells) + "</tr>")
     lines.append("</table>")
