@@ -29,6 +29,7 @@ def predictor(tmp_path_factory):
 
 def test_predict_arrays_paths_and_latent_mode(predictor, tmp_path):
     assert predictor.hparams["ngf"] == 4 and predictor.image_shape == (32, 32, 1) and predictor.context_frames == 2
+    assert predictor.stochastic and predictor.sequence_length == 5  # the Keras model's attributes
     rng = np.random.default_rng(0)
     video = rng.random((4, 48, 40, 3)).astype(np.float32)  # other size and channels: resized, made grey
     samples = predictor.predict(video, horizon=3, num_samples=2)

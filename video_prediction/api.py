@@ -61,6 +61,13 @@ class Predictor:
         self.image_shape = tuple(int(d) for d in options["image_shape"])
         self.context_frames = model.context_frames
 
+    def __getattr__(self, name):
+        # Anything else (``stochastic``, ``sequence_length``, ``generate``...) is the Keras model's.
+        model = self.__dict__.get("model")
+        if model is None:
+            raise AttributeError(name)
+        return getattr(model, name)
+
     def __repr__(self):
         return (f"Predictor({self.options.get('model')!r} from {self.run_dir!r}, image_shape={self.image_shape}, "
                 f"context_frames={self.context_frames})")
