@@ -75,6 +75,11 @@ def test_select_shown_samples():
     assert html_report.select_shown_samples(values, False) == {"best": 3, "avg": 2, "worst": 1}
 
 
+def test_set_metrics_table():
+    table = html_report.set_metrics_html({"fvd": {"best_psnr": {"fvd": 12.5, "num_real": 4, "num_fake": 4}}})
+    assert "best_psnr" in table and "12.500" in table and html_report.set_metrics_html({}) == ""
+
+
 def test_evaluation_page_and_scores(outputs):
     directory = outputs["ours_a"]
     text, links = _linked_files(os.path.join(directory, "index.html"))

@@ -148,7 +148,7 @@ def write_results(accumulator, output_dir, context_frames, training_length=None,
         settings = dict(settings or {})
         html_report.write_results_page(output_dir, f"Evaluation: {settings.get('model', '')}",
                                        payload["shown_videos"], settings, summary_rows(results),
-                                       plots=[f"{name}.png" for name in results])
+                                       plots=[f"{name}.png" for name in results], set_metrics=set_metrics)
     return results
 
 

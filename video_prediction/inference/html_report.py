@@ -190,7 +190,21 @@ def page(title, sections):
             + "\n".join(body) + "\n</body></html>\n")
 
 
-def write_results_page(output_dir, title, shown, settings, summary_rows=(), plots=(), note=None):
+def set_metrics_html(set_metrics):
+    """A table of set-level metrics (``{"fvd": {selection: {"fvd", "num_real", "num_fake"}}}``)."""
+    if not set_metrics:
+        return ""
+    lines = ['<table class="set-metrics"><tr><th class="name">metric</th><th class="name">samples</th>'
+             "<th>value</th><th>videos</th><th>predicted</th></tr>"]
+    for metric, by_selection in set_metrics.items():
+        for selection, entry in by_selection.items():
+            lines.append(f'<tr><td class="name">{_escape(metric)}</td><td class="name">{_escape(selection)}</td>'
+                         f"<td>{entry[metric]:.3f}</td><td>{entry['num_real']}</td><td>{entry['num_fake']}</td></tr>")
+    lines.append("</table>")
+    return "\n".join(lines)
+
+
+def write_results_page(output_dir, title, shown, settings, summary_rows=(), plots=(), note=None, set_metrics=None):
     """Write ``<output_dir>/index.html`` for one run; returns its path.
 
     ``shown`` is :meth:`ShownVideos.to_json` (after :meth:`ShownVideos.write_gifs`), ``summary_rows``
@@ -202,6 +216,7 @@ def write_results_page(output_dir, title, shown, settings, summary_rows=(), plot
     sections = [
         ("Summary (time-averaged; best / worst sample per video chosen by each metric)",
          summary_table_html(rows) if rows else ""),
+        ("Metrics of whole sets of videos", set_metrics_html(set_metrics)),
         ("Metrics over time (dashed line: end of the context)", f'<div class="plots">{plots_html}</div>' if plots else ""),
         (f"Videos (the first {len(shown)}; samples chosen by "
          f"{shown[0]['selection_metric'] if shown and shown[0].get('selection_metric') else 'order'})",
