@@ -136,6 +136,21 @@ def test_comparison_refuses_different_data(outputs, tmp_path, key, value, messag
         comparison.compare([outputs["ours_a"], other], str(tmp_path / "out"))
 
 
+def test_comparison_table_has_shared_set_metrics(outputs, tmp_path):
+    runs = []
+    for name, value in (("a", 10.0), ("b", 20.0)):
+        directory = str(tmp_path / name)
+        shutil.copytree(outputs["ours_a"], directory)
+        payload = json.load(open(os.path.join(directory, "metrics.json")))
+        payload["set_metrics"] = {"fvd": {"best_psnr": {"fvd": value, "num_real": 4, "num_fake": 4},
+                                          **({"avg": {"fvd": 1.0, "num_real": 4, "num_fake": 12}} if value > 15 else {})}}
+        json.dump(payload, open(os.path.join(directory, "metrics.json"), "w"))
+        runs.append(directory)
+    markdown, _ = comparison.compare(runs, str(tmp_path / "out"))
+    assert "fvd best_psnr" in markdown and "fvd avg" not in markdown  # only what both runs have
+    assert markdown.splitlines()[2].endswith("| 10.0000 |") and markdown.splitlines()[3].endswith("| 20.0000 |")
+
+
 def test_compare_script_one_line_error(outputs, tmp_path):
     result = run("compare_results.py", outputs["ours_a"], str(tmp_path), "--output_dir", str(tmp_path / "o"),
                  expect_ok=False)

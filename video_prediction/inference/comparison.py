@@ -106,13 +106,24 @@ def plot_comparison(path, metric, labels, runs):
     return path
 
 
+def common_set_metrics(runs):
+    """``[(metric, selection)]`` of set-level metrics (FVD per sample selection) that every run has."""
+    keys = [(metric, selection) for metric, by_selection in (runs[0].get("set_metrics") or {}).items()
+            for selection in by_selection]
+    return [(m, s) for m, s in keys if all(s in (run.get("set_metrics") or {}).get(m, {}) for run in runs)]
+
+
 def table_rows(labels, runs, metrics):
-    """Header and one row per run: time-averaged best, average and worst of every metric."""
-    header = ["model"] + [f"{metric} {subset}" for metric in metrics for subset in SUBSETS]
+    """Header and one row per run: time-averaged best, average and worst of every metric, then the
+    set-level metrics every run has (e.g. ``fvd best_psnr``)."""
+    set_keys = common_set_metrics(runs)
+    header = (["model"] + [f"{metric} {subset}" for metric in metrics for subset in SUBSETS]
+              + [f"{metric} {selection}" for metric, selection in set_keys])
     rows = []
     for label, run in zip(labels, runs):
         results = run["_results"]
-        rows.append([label] + [float(np.mean(results[m][s]["mean"])) for m in metrics for s in SUBSETS])
+        rows.append([label] + [float(np.mean(results[m][s]["mean"])) for m in metrics for s in SUBSETS]
+                    + [float(run["set_metrics"][m][s][m]) for m, s in set_keys])
     return header, rows
 
 
