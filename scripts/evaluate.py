@@ -24,12 +24,13 @@ flags.DEFINE_string("fvd_selection_metric", None,
                     "per-frame metric whose best/worst sample per video also gets an FVD "
                     "(default: the first per-frame metric requested)")
 flags.DEFINE_integer("fvd_batch_size", 8, "videos per I3D pass")
+flags.DEFINE_integer("html_videos", 16, "videos shown (as GIFs) on the results page index.html")
 
 
 def main(argv):
     import keras
 
-    from video_prediction.inference import evaluation
+    from video_prediction.inference import evaluation, html_report
     from video_prediction.inference.extras import InferenceSettings
     from video_prediction.training.building import model_and_dataset_from_flags
 
@@ -40,25 +41,31 @@ def main(argv):
     apply_latent_mode(model, FLAGS.latent_mode)
     normalize = FLAGS.lpips_normalize_inputs
     lpips_kwargs = dict(net=FLAGS.lpips_net, normalize_inputs=True if normalize is None else normalize)
+    shown = html_report.ShownVideos(FLAGS.html_videos)
     accumulator = evaluation.evaluate(
         model, dataset, metric_names, num_stochastic_samples=FLAGS.num_stochastic_samples,
         batch_size=FLAGS.batch_size, num_videos=FLAGS.num_samples, samples_per_pass=FLAGS.samples_per_pass,
-        metric_kwargs={"lpips": lpips_kwargs}, fvd=fvd,
+        metric_kwargs={"lpips": lpips_kwargs}, fvd=fvd, shown=shown,
     )
     num_samples = FLAGS.num_stochastic_samples if model.stochastic else 1
     set_metrics = {"fvd": fvd.results()} if fvd is not None else None
     label = FLAGS.model or model.name
+    settings = html_report.run_settings(model, html_report.dataset_name(FLAGS.dataset, FLAGS.checkpoint, dataset), FLAGS.checkpoint, FLAGS.mode,
+                                        label=label, num_stochastic_samples=num_samples,
+                                        latent_mode=getattr(model, "latent_mode", None))
     results = evaluation.write_results(
         accumulator, output_dir, model.context_frames, training_length=model.sequence_length,
         extra=dict(model=label, checkpoint=FLAGS.checkpoint, mode=FLAGS.mode, num_stochastic_samples=num_samples,
-                   lpips_net=FLAGS.lpips_net if "lpips" in metric_names else None),
-        set_metrics=set_metrics,
+                   lpips_net=FLAGS.lpips_net if "lpips" in metric_names else None,
+                   dataset=settings["dataset"], dataset_class=type(dataset).__name__,
+                   sequence_length=dataset.sequence_length),
+        set_metrics=set_metrics, shown=shown, settings=settings,
     )
     if results:
         print(evaluation.format_table({label: results}))
     if set_metrics:
         print(evaluation.format_set_table({label: set_metrics}))
-    print(f"wrote metrics.json, metrics.csv and plots to {output_dir}")
+    print(f"wrote metrics.json, metrics.csv, plots and index.html to {output_dir}")
     message = evaluation.evaluate_family_extras(
         model, dataset, output_dir,
         InferenceSettings(num_videos=FLAGS.num_samples, num_stochastic_samples=FLAGS.num_stochastic_samples,

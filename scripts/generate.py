@@ -19,12 +19,13 @@ flags.DEFINE_integer("horizon", None, "frames to predict with --video (default: 
 flags.DEFINE_integer("gif_length", None, "frames per GIF (default: all)")
 flags.DEFINE_integer("fps", 4, "GIF frame rate")
 flags.DEFINE_bool("save_arrays", False, "also write the predictions as .npz arrays")
+flags.DEFINE_integer("html_videos", 16, "videos shown on the results page index.html (0: no page)")
 
 
 def main(argv):
     import keras
 
-    from video_prediction.inference import generation
+    from video_prediction.inference import generation, html_report
     from video_prediction.training.building import load_model, model_and_dataset_from_flags
     from video_prediction.training.run_directory import RunError
 
@@ -37,7 +38,9 @@ def main(argv):
         video = generation.fit_video_to_shape(generation.load_video(FLAGS.video), options["image_shape"])
         output_dir = os.path.join(FLAGS.results_dir, os.path.basename(os.path.normpath(FLAGS.checkpoint)))
         generation.generate_from_video(model, video, output_dir, FLAGS.num_stochastic_samples, FLAGS.horizon,
-                                       FLAGS.fps, FLAGS.save_arrays)
+                                       FLAGS.fps, FLAGS.save_arrays, html=FLAGS.html_videos > 0,
+                                       settings=html_report.run_settings(model, None, FLAGS.checkpoint, None,
+                                                                         video=FLAGS.video))
         print(f"wrote predictions of {FLAGS.video} to {output_dir}")
         return
     model, dataset, output_dir = model_and_dataset_from_flags(FLAGS, seed=FLAGS.seed)
@@ -45,6 +48,11 @@ def main(argv):
     count = generation.generate_from_dataset(
         model, dataset, output_dir, num_videos=FLAGS.num_samples, num_stochastic_samples=FLAGS.num_stochastic_samples,
         batch_size=FLAGS.batch_size, gif_length=FLAGS.gif_length, fps=FLAGS.fps, save_arrays=FLAGS.save_arrays,
+        html_videos=FLAGS.html_videos,
+        settings=html_report.run_settings(model, html_report.dataset_name(FLAGS.dataset, FLAGS.checkpoint, dataset),
+                                          FLAGS.checkpoint, FLAGS.mode, label=FLAGS.model or model.name,
+                                          num_stochastic_samples=FLAGS.num_stochastic_samples if model.stochastic else 1,
+                                          latent_mode=getattr(model, "latent_mode", None)),
     )
     print(f"wrote {count} videos to {output_dir}")
 

@@ -126,7 +126,7 @@ def define_inference_flags(num_stochastic_samples):
                          "samples per video (deterministic models always give 1)")
     flags.DEFINE_integer("seed", 7, "seed for sampling")
     flags.DEFINE_enum("latent_mode", None, ["mean", "sample"],
-                      "latents at inference: their means or samples (models with a latent_mode, e.g. mspred)")
+                      "latents at inference: their means or samples (deterministic models: no effect)")
 
 
 def apply_latent_mode(model, latent_mode):
@@ -134,6 +134,8 @@ def apply_latent_mode(model, latent_mode):
     if latent_mode is None:
         return
     if not hasattr(model, "latent_mode"):
+        if not getattr(model, "stochastic", False):
+            return  # a deterministic model has no latents: both modes give its one prediction
         raise ValueError(f"--latent_mode: model {model.name!r} has no latent_mode to set")
     model.latent_mode = latent_mode
 

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from video_prediction.inference.extras import extras_for
+from video_prediction.inference.visualization import to_uint8
 from video_prediction.inference.video_batches import first_videos
 from video_prediction.metrics import get_metric
 from video_prediction.metrics.aggregation import MetricAccumulator, best_avg_worst
@@ -33,7 +34,7 @@ def parse_metric_names(text):
 
 
 def evaluate(model, dataset, metric_names=("psnr", "ssim"), num_stochastic_samples=100, batch_size=8,
-             num_videos=None, samples_per_pass=None, metric_kwargs=None, fvd=None):
+             num_videos=None, samples_per_pass=None, metric_kwargs=None, fvd=None, shown=None):
     """Run the model on ``dataset`` and return a filled :class:`MetricAccumulator`.
 
     ``metric_names`` are per-frame metrics of the registry (``fvd`` is skipped
@@ -41,7 +42,8 @@ def evaluate(model, dataset, metric_names=("psnr", "ssim"), num_stochastic_sampl
     ``fvd`` instead and read its ``results()`` afterwards; its selection metric
     must be one of ``metric_names``).  ``samples_per_pass`` bounds how many
     samples are generated at once (memory); by default all of them for small
-    batches.
+    batches.  ``shown`` (a :class:`~video_prediction.inference.html_report.ShownVideos`) receives the
+    first videos' frames and per-sample scores for the results page.
     """
     frame_metric_names = [name for name in metric_names if name not in SET_METRICS]
     metrics = {name: get_metric(name, **(metric_kwargs or {}).get(name, {})) for name in frame_metric_names}
@@ -57,16 +59,24 @@ def evaluate(model, dataset, metric_names=("psnr", "ssim"), num_stochastic_sampl
         targets = batch["images"][:, context : context + horizon]
         values = {name: [] for name in metrics}
         predictions = []
+        keep = min(shown.wanted, int(targets.shape[0])) if shown is not None else 0
+        kept = []  # uint8 samples of the videos a results page shows
         for start in range(0, num_samples, samples_per_pass):
             count = min(samples_per_pass, num_samples - start)
             samples = model.generate(batch, num_samples=count, horizon=horizon)  # [B, S, T, H, W, C]
             for name, metric in metrics.items():
-                values[name].append(_per_sample_metric(metric, targets, samples))
+                values[name].append(per_sample_metric(metric, targets, samples))
             if fvd is not None:
                 predictions.append(samples)
+            if keep:
+                kept.append(to_uint8(samples[:keep].numpy()))
         values = {name: np.concatenate(v, axis=1) for name, v in values.items()}
         for name, metric in metrics.items():
             accumulator.add(name, values[name], metric.higher_is_better)
+        if keep:
+            shown.add(batch["images"][:keep, :context].numpy(), targets[:keep].numpy(), np.concatenate(kept, axis=1),
+                      {name: values[name][:keep] for name in metrics},
+                      {name: metric.higher_is_better for name, metric in metrics.items()})
         if fvd is not None:
             _update_fvd(fvd, batch["images"][:, : context + horizon], tf.concat(predictions, axis=1), values,
                         metrics)
@@ -94,7 +104,7 @@ def _update_fvd(fvd, real_videos, predictions, values, metrics):
     fvd.update(real_videos, fake_videos, best, worst)
 
 
-def _per_sample_metric(metric, targets, samples):
+def per_sample_metric(metric, targets, samples):
     """Metric values ``[B, S, T]`` of every sample against the same targets."""
     shape = tf.shape(samples)
     num_samples = samples.shape[1]
@@ -104,13 +114,17 @@ def _per_sample_metric(metric, targets, samples):
     return values.reshape(int(shape[0]), num_samples, -1)
 
 
-def write_results(accumulator, output_dir, context_frames, training_length=None, extra=None, set_metrics=None):
+def write_results(accumulator, output_dir, context_frames, training_length=None, extra=None, set_metrics=None,
+                  shown=None, settings=None, fps=4):
     """Write ``metrics.json``, ``metrics.csv``, the original's CSV tree and one plot per metric.
 
     ``set_metrics`` (e.g. ``{"fvd": SampleSelectionFVD.results()}``) go into
-    ``metrics.json`` under ``"set_metrics"``.
+    ``metrics.json`` under ``"set_metrics"``.  With ``shown`` (a filled
+    :class:`~video_prediction.inference.html_report.ShownVideos`) the shown videos' GIFs go under
+    ``html/``, their scores into ``metrics.json`` (``"shown_videos"``) and a page into ``index.html``
+    (``settings``: what :func:`~video_prediction.inference.html_report.run_settings` returns).
     """
-    from video_prediction.inference import visualization
+    from video_prediction.inference import html_report, visualization
 
     os.makedirs(output_dir, exist_ok=True)
     results = accumulator.results()
@@ -118,6 +132,8 @@ def write_results(accumulator, output_dir, context_frames, training_length=None,
     payload.update(extra or {})
     if set_metrics:
         payload["set_metrics"] = set_metrics
+    if shown is not None:
+        payload["shown_videos"] = shown.write_gifs(output_dir, fps=fps)
     with open(os.path.join(output_dir, "metrics.json"), "w") as f:
         json.dump(payload, f, indent=2)
     accumulator.write_csv(os.path.join(output_dir, "metrics.csv"))
@@ -128,6 +144,11 @@ def write_results(accumulator, output_dir, context_frames, training_length=None,
         curves = {subset: (by_subset[subset]["mean"], by_subset[subset]["std"]) for subset in SUBSETS}
         visualization.plot_metric_curves(os.path.join(output_dir, f"{name}.png"), curves, name, context_frames,
                                          training_length=training_length)
+    if shown is not None:
+        settings = dict(settings or {})
+        html_report.write_results_page(output_dir, f"Evaluation: {settings.get('model', '')}",
+                                       payload["shown_videos"], settings, summary_rows(results),
+                                       plots=[f"{name}.png" for name in results], set_metrics=set_metrics)
     return results
 
 

@@ -17,6 +17,7 @@ from video_prediction.inference.extras import InferenceSettings, extras_for
 from video_prediction.inference.video_batches import first_videos
 
 VIDEO_SUFFIXES = (".gif", ".mp4", ".avi", ".mov", ".mkv", ".webm")
+PAGE_METRICS = ("psnr", "ssim")  # what generate.py's index.html scores the shown samples by
 
 
 def load_video(path):
@@ -93,20 +94,40 @@ def write_prediction(results_dir, video_index, sample_index, context, prediction
 
 
 def generate_from_dataset(model, dataset, results_dir, num_videos=None, num_stochastic_samples=5, batch_size=8,
-                          gif_length=None, fps=4, save_arrays=False, log=print):
+                          gif_length=None, fps=4, save_arrays=False, log=print, html_videos=0, settings=None,
+                          page_metrics=PAGE_METRICS):
     """Predict every (or the first ``num_videos``) video of ``dataset`` and write GIFs and PNGs.
 
-    The model family's extras (:mod:`video_prediction.inference.extras`) then write their own files.
-    Returns the number of videos written.
+    With ``html_videos`` > 0 it also writes ``index.html`` (:mod:`video_prediction.inference.html_report`):
+    the first ``html_videos`` videos' best / average / worst samples by the first of ``page_metrics``, and
+    those metrics' best/avg/worst curves and table over all generated videos (``settings``: the run's, from
+    :func:`~video_prediction.inference.html_report.run_settings`).  The model family's extras
+    (:mod:`video_prediction.inference.extras`) then write their own files.  Returns the number of videos written.
     """
+    from video_prediction.inference import evaluation, html_report
+    from video_prediction.metrics import get_metric
+    from video_prediction.metrics.aggregation import MetricAccumulator
+
     os.makedirs(results_dir, exist_ok=True)
     context = model.context_frames
     horizon = dataset.sequence_length - context
     num_samples = num_stochastic_samples if model.stochastic else 1
+    metrics = {name: get_metric(name) for name in page_metrics} if html_videos else {}
+    accumulator, shown = MetricAccumulator(), html_report.ShownVideos(html_videos)
     written = 0
     for batch in first_videos(dataset, batch_size, num_videos, desc="generate"):
-        predictions = model.generate(batch, num_samples=num_samples, horizon=horizon).numpy()
+        samples = model.generate(batch, num_samples=num_samples, horizon=horizon)
+        predictions = samples.numpy()
         images = batch["images"].numpy()
+        if metrics:
+            targets = batch["images"][:, context : context + horizon]
+            values = {name: evaluation.per_sample_metric(metric, targets, samples) for name, metric in metrics.items()}
+            for name, metric in metrics.items():
+                accumulator.add(name, values[name], metric.higher_is_better)
+            keep = min(shown.wanted, images.shape[0])
+            shown.add(images[:keep, :context], images[:keep, context : context + horizon], predictions[:keep],
+                      {name: v[:keep] for name, v in values.items()},
+                      {name: metric.higher_is_better for name, metric in metrics.items()})
         for i in range(images.shape[0]):
             for s in range(num_samples):
                 write_prediction(results_dir, written, s, images[i, :context], predictions[i, s],
@@ -116,6 +137,8 @@ def generate_from_dataset(model, dataset, results_dir, num_videos=None, num_stoc
                                     context=images[i, :context], ground_truth=images[i, context:],
                                     predictions=predictions[i])
             written += 1
+    if metrics and written:
+        _write_page(results_dir, accumulator, shown, settings or {}, context, dataset.sequence_length, fps)
     _report(log, extras_for(model), "write_dataset_outputs", dataset, results_dir,
             InferenceSettings(num_videos=num_videos, num_stochastic_samples=num_stochastic_samples,
                               batch_size=batch_size, fps=fps, save_arrays=save_arrays))
@@ -123,9 +146,11 @@ def generate_from_dataset(model, dataset, results_dir, num_videos=None, num_stoc
 
 
 def generate_from_video(model, video, results_dir, num_stochastic_samples=5, horizon=None, fps=4,
-                        save_arrays=False, log=print):
+                        save_arrays=False, log=print, html=False, settings=None):
     """Predict from the first ``context_frames`` frames of one video ``[T, H, W, C]`` in [0, 1].
 
+    With ``html`` an ``index.html`` shows the context, the rest of the video (when it has more frames) and
+    the first three samples, scored by the first of ``PAGE_METRICS`` when the video covers the horizon.
     The model family's extras then write their own files.  Returns the predictions ``[S, T, H, W, C]``.
     """
     context = model.context_frames
@@ -142,10 +167,50 @@ def generate_from_video(model, video, results_dir, num_stochastic_samples=5, hor
     if save_arrays:
         np.savez_compressed(os.path.join(results_dir, "gen_image_00000.npz"), context=video[:context],
                             predictions=predictions)
+    if html:
+        _write_video_page(results_dir, video[:context], ground_truth, predictions, settings or {}, fps)
     _report(log, extras_for(model), "write_video_outputs", video, results_dir,
             InferenceSettings(num_stochastic_samples=num_stochastic_samples, horizon=horizon, fps=fps,
                               save_arrays=save_arrays))
     return predictions
+
+
+def _write_page(results_dir, accumulator, shown, settings, context_frames, training_length, fps):
+    """index.html of a generate.py run: the shown videos, and the page metrics' curves and table."""
+    from video_prediction.inference import evaluation, html_report
+
+    results = accumulator.results()
+    plots = []
+    for name, by_subset in results.items():
+        curves = {subset: (by_subset[subset]["mean"], by_subset[subset]["std"]) for subset in evaluation.SUBSETS}
+        visualization.plot_metric_curves(os.path.join(results_dir, html_report.HTML_SUBDIRECTORY, f"{name}.png"),
+                                         curves, name, context_frames, training_length=training_length)
+        plots.append(f"{html_report.HTML_SUBDIRECTORY}/{name}.png")
+    html_report.write_results_page(
+        results_dir, f"Predictions: {settings.get('model', '')}", shown.write_gifs(results_dir, fps=fps), settings,
+        evaluation.summary_rows(results), plots,
+        note=f"Scores over the {accumulator.num_videos(next(iter(results)))} generated videos with their "
+             f"{results[next(iter(results))]['best']['per_video'].shape[1]} predicted frames; evaluate.py "
+             "gives the full evaluation (more samples, more metrics).")
+
+
+def _write_video_page(results_dir, context, ground_truth, predictions, settings, fps):
+    """index.html of ``generate.py --video``: the context, the rest of the video and three samples."""
+    from video_prediction.inference import evaluation, html_report
+    from video_prediction.metrics import get_metric
+
+    scores, higher_is_better = {}, {}
+    if ground_truth is not None and len(ground_truth) == predictions.shape[1]:
+        name = PAGE_METRICS[0]
+        metric = get_metric(name)
+        scores[name] = evaluation.per_sample_metric(metric, tf.constant(ground_truth[None]),
+                                                    tf.constant(predictions[None]))
+        higher_is_better[name] = metric.higher_is_better
+    shown = html_report.ShownVideos(1)
+    shown.add(context[None], None if ground_truth is None else ground_truth[None], predictions[None], scores,
+              higher_is_better)
+    html_report.write_results_page(results_dir, f"Predictions: {settings.get('model', '')}",
+                                   shown.write_gifs(results_dir, fps=fps), settings)
 
 
 def _report(log, extras, hook, *args):

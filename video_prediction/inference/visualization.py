@@ -173,7 +173,7 @@ def plot_metric_curves(path, curves, metric_name, context_frames, training_lengt
     ``curves`` is ``{label: (mean [T], std [T] or None)}``; the std is drawn
     as a shaded band.  As the original's plot_results.py, the x-axis is the
     frame number starting at ``context_frames + 1`` (the first predicted
-    frame) and a vertical line marks ``training_length``.
+    frame), a dashed line marks the end of the context and a dotted one ``training_length``.
     """
     figure = metric_curves_figure(curves, metric_name, context_frames, training_length, title)
     directory = os.path.dirname(path)
@@ -203,11 +203,14 @@ def metric_curves_figure(curves, metric_name, context_frames, training_length=No
         if std is not None:
             std = np.asarray(std, dtype=np.float64)
             axes.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+    # The context boundary (the last context frame, where prediction starts) and the training length, both
+    # inside the axes: half a frame of margin on each side, integer frame ticks.
+    axes.axvline(x=context_frames, linewidth=1, color="0.4", linestyle="--", label="end of context")
     last = context_frames + max(num_t, 1)
     if training_length is not None:
-        axes.axvline(x=training_length, linewidth=1, color="k", linestyle="--", label="training length")
+        axes.axvline(x=training_length, linewidth=1, color="k", linestyle=":", label="training length")
         last = max(last, training_length)
-    axes.set_xlim(context_frames + 0.5, last + 0.5)
+    axes.set_xlim(context_frames - 0.5, last + 0.5)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel(f"frame number (frames 1-{context_frames} are the context)")
     axes.set_ylabel(metric_name)

@@ -784,8 +784,22 @@ class SAVPVideoPredictionModel(SAVPFamilyModel):
         outputs["ground_truth_sampling_mean"] = tf.reduce_sum(sampled) / tf.cast(num_sampled, tf.float32)
         return outputs
 
-    def _forward(self, batch, training=False, posterior_path=True):
-        """Both generator passes (posterior, prior); ``posterior_path=False`` skips the first (generation)."""
+    @property
+    def latent_mode(self):
+        """``"sample"`` (default) or ``"mean"``: at inference, latents are the posterior's / prior's means
+        (zeros for the fixed N(0, I) prior) instead of samples (``--latent_mode``); training always samples."""
+        return getattr(self, "_latent_mode", "sample")
+
+    @latent_mode.setter
+    def latent_mode(self, value):
+        if value not in ("sample", "mean"):
+            raise ValueError(f"latent_mode must be 'sample' or 'mean', got {value!r}")
+        self._latent_mode = value
+
+    def _forward(self, batch, training=False, posterior_path=True, mean_latents=False):
+        """Both generator passes (posterior, prior); ``posterior_path=False`` skips the first (generation).
+
+        ``mean_latents`` replaces every latent sample by its distribution's mean (inference only)."""
         hp = self.hparams
         if self.cell is None:
             self._build_generator({key: tuple(value.shape) for key, value in batch.items()})
@@ -802,13 +816,14 @@ class SAVPVideoPredictionModel(SAVPFamilyModel):
             if self.encoder is not None:
                 mu, log_sigma_sq = self.encoder(images, time_major.get("actions"))
                 outputs.update(zs_mu=mu, zs_log_sigma_sq=log_sigma_sq)
-                zs_posterior = mu + tf.sqrt(tf.exp(log_sigma_sq)) * tf.random.normal(zs_shape)
+                zs_posterior = mu if mean_latents else mu + tf.sqrt(tf.exp(log_sigma_sq)) * tf.random.normal(zs_shape)
             if self.prior is not None:
                 prior_mu, prior_log_sigma_sq = self.prior(images, time_major.get("actions"))
                 outputs.update(zs_mu_prior=prior_mu, zs_log_sigma_sq_prior=prior_log_sigma_sq)
-                zs_prior = prior_mu + tf.sqrt(tf.exp(prior_log_sigma_sq)) * tf.random.normal(zs_shape)
+                zs_prior = prior_mu if mean_latents else (
+                    prior_mu + tf.sqrt(tf.exp(prior_log_sigma_sq)) * tf.random.normal(zs_shape))
             else:
-                zs_prior = tf.random.normal(zs_shape)
+                zs_prior = tf.zeros(zs_shape) if mean_latents else tf.random.normal(zs_shape)
                 if zs_posterior is not None:
                     # The first C-1 transitions (between context frames) use the posterior, even at test time.
                     zs_prior = tf.concat([zs_posterior[: hp.context_frames - 1],
@@ -827,10 +842,20 @@ class SAVPVideoPredictionModel(SAVPFamilyModel):
     def call(self, batch, training=False):
         return self._forward(batch, training=training)
 
-    @tf.function(reduce_retracing=True)  # the while-loop unroll accepts any horizon and batch
     def _generate_fn(self, inputs):
+        # One traced function per latent mode, so that switching modes never reuses the other's trace.
+        if self.latent_mode == "mean":
+            return self._generate_mean_fn(inputs)
+        return self._generate_sample_fn(inputs)
+
+    @tf.function(reduce_retracing=True)  # the while-loop unroll accepts any horizon and batch
+    def _generate_sample_fn(self, inputs):
         # Prior path only: the posterior pass is not needed to sample.
         return self._forward(inputs, training=False, posterior_path=False)["gen_images"]
+
+    @tf.function(reduce_retracing=True)
+    def _generate_mean_fn(self, inputs):
+        return self._forward(inputs, training=False, posterior_path=False, mean_latents=True)["gen_images"]
 
     def build_from_batch(self, batch):
         """Create every weight (generator and discriminators) from one batch."""

@@ -151,8 +151,22 @@ class SV2PVideoPredictionModel(ConvLSTMCDNAModel):
         initial_state = states[0] if states is not None else tf.zeros(tf.stack([batch_size, self.cell.state_dim]))
         return actions, initial_state
 
-    def _forward(self, batch, training=False, posterior_path=True):
-        """Prior path, then (``posterior_path``) the posterior path of the original's training graph."""
+    @property
+    def latent_mode(self):
+        """``"sample"`` (default) or ``"mean"``: at inference the prior's latents are its mean (zeros:
+        the prior is a fixed N(0, I)) instead of samples (``--latent_mode``); training always samples."""
+        return getattr(self, "_latent_mode", "sample")
+
+    @latent_mode.setter
+    def latent_mode(self, value):
+        if value not in ("sample", "mean"):
+            raise ValueError(f"latent_mode must be 'sample' or 'mean', got {value!r}")
+        self._latent_mode = value
+
+    def _forward(self, batch, training=False, posterior_path=True, mean_latents=False):
+        """Prior path, then (``posterior_path``) the posterior path of the original's training graph.
+
+        ``mean_latents`` uses the prior's mean (zeros) instead of samples (generation only)."""
         hp = self.hparams
         if self.cell is None:
             self.build({key: tuple(value.shape) for key, value in batch.items()})
@@ -164,7 +178,7 @@ class SV2PVideoPredictionModel(ConvLSTMCDNAModel):
         latent_shape = tf.stack([batch_size, self.cell.height // 8, self.cell.width // 8, hp.latent_channels])
         if hp.multi_latent:
             latent_shape = tf.concat([[num_steps], latent_shape], axis=0)
-        zs = tf.random.normal(latent_shape)
+        zs = tf.zeros(latent_shape) if mean_latents else tf.random.normal(latent_shape)
         outputs = self.run_tower(time_major, training, zs)
         outputs["zs"] = self._batch_major_latents(zs)
         if posterior_path:
@@ -186,7 +200,17 @@ class SV2PVideoPredictionModel(ConvLSTMCDNAModel):
     def call(self, batch, training=False):
         return self._forward(batch, training=training)
 
-    @tf.function(reduce_retracing=True)
     def _generate_fn(self, inputs):
+        # One traced function per latent mode, so that switching modes never reuses the other's trace.
+        if self.latent_mode == "mean":
+            return self._generate_mean_fn(inputs)
+        return self._generate_sample_fn(inputs)
+
+    @tf.function(reduce_retracing=True)
+    def _generate_sample_fn(self, inputs):
         # Prior path only (the latent tower needs the whole ground-truth video).
         return self._forward(inputs, training=False, posterior_path=False)["gen_images"]
+
+    @tf.function(reduce_retracing=True)
+    def _generate_mean_fn(self, inputs):
+        return self._forward(inputs, training=False, posterior_path=False, mean_latents=True)["gen_images"]
