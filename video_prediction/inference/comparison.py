@@ -77,31 +77,15 @@ def common_metrics(runs):
 
 def plot_comparison(path, metric, labels, runs):
     """Every run's average curve with its best/worst band (between the best and worst samples' mean curves)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+    from video_prediction.inference.visualization import metric_curves_figure
 
-    context = runs[0]["context_frames"]
-    figure = Figure(figsize=(6, 4.5))
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot(1, 1, 1)
-    num_t = 0
+    curves, bands = {}, {}
     for label, run in zip(labels, runs):
         stats = run["_results"][metric]
-        average = np.asarray(stats["avg"]["mean"])
-        steps = np.arange(len(average)) + context + 1
-        num_t = max(num_t, len(average))
-        line, = axes.plot(steps, average, linewidth=2, label=label)
-        best, worst = np.asarray(stats["best"]["mean"]), np.asarray(stats["worst"]["mean"])
-        axes.fill_between(steps, np.minimum(best, worst), np.maximum(best, worst), color=line.get_color(),
-                          alpha=0.2, linewidth=0)
-    axes.axvline(x=context, linewidth=1, color="0.4", linestyle="--", label="end of context")
-    axes.set_xlim(context - 0.5, context + max(num_t, 1) + 0.25)
-    axes.set_xlabel("time step (frame number)")
-    axes.set_ylabel(metric)
-    axes.set_title(f"{metric}: average sample, band from worst to best sample")
-    axes.grid(axis="y")
-    axes.legend()
-    figure.tight_layout()
+        curves[label] = (stats["avg"]["mean"], None)
+        bands[label] = (stats["worst"]["mean"], stats["best"]["mean"])
+    figure = metric_curves_figure(curves, metric, runs[0]["context_frames"],
+                                  title=f"{metric}: average sample, band from worst to best sample", bands=bands)
     figure.savefig(path, dpi=100)
     return path
 

@@ -183,9 +183,12 @@ def plot_metric_curves(path, curves, metric_name, context_frames, training_lengt
     return path
 
 
-def metric_curves_figure(curves, metric_name, context_frames, training_length=None, title=None):
+def metric_curves_figure(curves, metric_name, context_frames, training_length=None, title=None, bands=None):
     """The matplotlib ``Figure`` of :func:`plot_metric_curves`: integer frame ticks, half a frame of
-    margin on both sides so that a ``training_length`` at the last frame is drawn inside the axes."""
+    margin on both sides so that a ``training_length`` at the last frame is drawn inside the axes.
+
+    ``bands`` (``{label: (low [T], high [T])}``) shades a curve between two others (e.g. its worst and best
+    samples) instead of mean ± std."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -200,7 +203,11 @@ def metric_curves_figure(curves, metric_name, context_frames, training_length=No
         num_t = max(num_t, len(mean))
         line, = axes.plot(steps, mean, linewidth=2, marker="o" if len(mean) <= 20 else None, markersize=3,
                           label=str(label))
-        if std is not None:
+        if bands and label in bands:
+            low, high = (np.asarray(values, dtype=np.float64) for values in bands[label])
+            axes.fill_between(steps, np.minimum(low, high), np.maximum(low, high), color=line.get_color(),
+                              alpha=0.2, linewidth=0)
+        elif std is not None:
             std = np.asarray(std, dtype=np.float64)
             axes.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
     # The context boundary (the last context frame, where prediction starts) and the training length, both
