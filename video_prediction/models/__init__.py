@@ -12,6 +12,7 @@ _MODELS = {
     "sv2p": "video_prediction.models.sv2p:SV2PVideoPredictionModel",
     "sna": "video_prediction.models.sna:SNAVideoPredictionModel",
     "vqvae": "video_prediction.models.vqvae:VQVAEVideoPredictionModel",
+    "vqvae_transformer": "video_prediction.models.vqvae_transformer:VQVAETransformerVideoPredictionModel",
 }
 
 
