@@ -128,6 +128,21 @@ def test_parity_with_original(key, reference, tmp_path, lpips_weights):
         assert abs(losses2[name] - losses[name]) > 10 * PARITY_ATOL, name
 
 
+def test_metrics_match_the_originals(reference, lpips_weights):
+    """Spec §4 PSNR / SSIM (valid 11x11 Gaussian windows) / LPIPS-VGG of the original's code on the same arrays."""
+    from video_prediction.metrics import get_metric
+    from video_prediction.models.vqvae import ROBONET_MEAN, ROBONET_STD
+
+    real = reference["clips"].astype(np.float32) / 255.0
+    fake = np.clip(reference["reconstructions_3d"] * np.float32(ROBONET_STD) + np.float32(ROBONET_MEAN), 0, 1)
+    psnr = get_metric("psnr")(real, fake).numpy().mean(axis=1)
+    ssim = get_metric("ssim")(real, fake).numpy().mean(axis=1)
+    lpips = get_metric("lpips", net="vgg")(real, fake).numpy()
+    np.testing.assert_allclose(psnr, reference["metric_psnr"], rtol=0, atol=PARITY_ATOL)
+    np.testing.assert_allclose(ssim, reference["metric_ssim"], rtol=0, atol=PARITY_ATOL)
+    np.testing.assert_allclose(lpips, reference["metric_lpips"], rtol=0, atol=PARITY_ATOL)
+
+
 def test_parameter_counts_match_spec():
     """specs/vqvae.md §3.6: 68,103,491 (2D) and 68,104,865 (3D) trainable parameters."""
     counts = count_parameters({"perceptual_weight_2d": 0.0})
@@ -204,6 +219,11 @@ def test_gradient_accumulation_equals_one_big_batch():
         np.testing.assert_allclose(a, b, atol=1e-6)
     assert abs(float(logs_one["loss"]) - float(logs_two["loss"])) < 1e-5
     assert 0 < float(logs_two["codebook_usage"]) <= 1 and float(logs_two["codebook_perplexity"]) >= 1
+    # pixel_loss: L1 (the original) or the squared error (option)
+    x, rec = tf.constant([[1.0, -2.0]]), tf.constant([[0.0, 0.0]])
+    assert float(one.vq_losses(x, rec, tf.constant(0.0))["pixel_loss"]) == 1.5
+    l2 = VQVAEVideoPredictionModel(hparams=dict(TINY, pixel_loss="l2"))
+    assert float(l2.vq_losses(x, rec, tf.constant(0.0))["pixel_loss"]) == 2.5
 
 
 def test_train_on_frames_and_contract():
@@ -223,6 +243,21 @@ def test_train_on_frames_and_contract():
     assert get_model_class("vqvae") is VQVAEVideoPredictionModel
 
 
+def test_codebook_init_from_data():
+    """codebook_init='data' (ours, not the original's): codes = encoder outputs of the first batch, at step 0 only."""
+    model = VQVAEVideoPredictionModel(hparams=dict(TINY, codebook_init="data"))
+    clips = tf.random.stateless_uniform([2, 4, 16, 16, 1], seed=[7, 8])
+    model.build_from_batch({"images": clips})
+    codebook = model.quantize.embedding.numpy()
+    x = model.normalize(clips)
+    latents = model.quant_conv(model.encoder(tf.reshape(x, [-1, 16, 16, 1]))).numpy().reshape(-1, 4)
+    distances = ((codebook[:, None, :] - latents[None]) ** 2).sum(-1).min(axis=1)
+    assert distances.max() < 1e-8 and np.abs(codebook).max() > 10.0 / 16  # far above uniform(+-1/16)
+    model.global_step.assign(5)
+    model.build_from_batch({"images": clips + 0.1})
+    np.testing.assert_array_equal(model.quantize.embedding.numpy(), codebook)
+
+
 def test_mixed_float16_keeps_quantizer_and_losses_float32():
     model = _tiny(mixed_float16=True)
     assert model.encoder.conv_in.compute_dtype == "float16" and model.quantize.compute_dtype == "float32"
@@ -237,6 +272,10 @@ def test_bad_input_and_hparams():
     model = _tiny()
     with pytest.raises(ValueError, match="frames must be 16x16"):
         model({"images": tf.zeros([1, 4, 32, 32, 1])})
+    with pytest.raises(ValueError, match="pixel_loss must be"):
+        VQVAEVideoPredictionModel(hparams=dict(TINY, pixel_loss="huber"))
+    with pytest.raises(ValueError, match="codebook_init must be"):
+        VQVAEVideoPredictionModel(hparams=dict(TINY, codebook_init="kmeans"))
     with pytest.raises(ValueError, match="decoder must be"):
         VQVAEVideoPredictionModel(hparams=dict(TINY, decoder="4d"))
     with pytest.raises(ValueError, match="train_on='clips'"):
@@ -245,3 +284,19 @@ def test_bad_input_and_hparams():
         VQVAEVideoPredictionModel(hparams=dict(TINY, batch_size=5, grad_updates_per_step=2))
     with pytest.raises(ValueError, match="divisible by num_groups"):
         VQVAEVideoPredictionModel(hparams=dict(TINY, ch=6)).build_from_batch({"images": tf.zeros([1, 2, 16, 16, 1])})
+
+
+def test_convert_script_reports_bad_yaml_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    config = tmp_path / "bad.yaml"
+    config.write_text("model: [unclosed\n")
+    ckpt = tmp_path / "x.ckpt"
+    save_pth({"model_state_dict": {}}, ckpt)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, os.path.join(root, "pretrained_models", "convert_vqvae_checkpoint.py"),
+                             "--checkpoint", str(ckpt), "--config", str(config), "--output_dir", str(tmp_path / "o")],
+                            capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=root))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ") and "not valid YAML" in result.stderr

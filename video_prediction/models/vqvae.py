@@ -13,7 +13,8 @@ in that space too (no final activation).
 
 Loss (§3.8), every term a scalar mean:
 
-* ``pixel_loss`` = mean |x - x_hat| in the normalised space, times ``pixelloss_weight``;
+* ``pixel_loss`` = mean |x - x_hat| in the normalised space, times ``pixelloss_weight``
+  (``pixel_loss='l2'``, not in the original, takes the squared error instead);
 * ``perc_2d_loss`` = mean over frames of LPIPS-VGG (our ``metrics/lpips.py`` network,
   frozen, always in inference mode -- the original's dropout before the heads is
   re-enabled in training by its ``model.train()``, a quirk not kept), times
@@ -107,6 +108,12 @@ class VQVAEVideoPredictionModel(VideoPredictionModel):
             max_steps=70000,  # setup.total_steps (optimizer updates)
             train_on="frames",  # "frames": one random frame per clip (RobonetImgDataset) | "clips"
             mixed_float16=False,  # the original's fp16 autocast + GradScaler
+            # Not in the original: "data" sets the codebook to random encoder outputs of the first training
+            # batch (before step 0) instead of uniform(-1/n, 1/n), against early codebook collapse.
+            codebook_init="uniform",
+            # Not in the original (always L1): "l2" = squared error, which escapes the all-background
+            # minimum of L1 on sparse frames such as Moving MNIST quickly (the quickstart uses it).
+            pixel_loss="l1",
         )
         return hparams
 
@@ -115,6 +122,10 @@ class VQVAEVideoPredictionModel(VideoPredictionModel):
         hp = self.hparams
         if hp.decoder not in ("2d", "3d"):
             raise ValueError(f"decoder must be '2d' or '3d', got {hp.decoder!r}")
+        if hp.codebook_init not in ("uniform", "data"):
+            raise ValueError(f"codebook_init must be 'uniform' or 'data', got {hp.codebook_init!r}")
+        if hp.pixel_loss not in ("l1", "l2"):
+            raise ValueError(f"pixel_loss must be 'l1' or 'l2', got {hp.pixel_loss!r}")
         if hp.train_on not in ("frames", "clips"):
             raise ValueError(f"train_on must be 'frames' or 'clips', got {hp.train_on!r}")
         if hp.decoder == "3d" and hp.train_on == "frames":
@@ -262,10 +273,25 @@ class VQVAEVideoPredictionModel(VideoPredictionModel):
         return self({"images": images}, training=False)["reconstructions"]
 
     def build_from_batch(self, batch):
+        """Create the weights; with ``codebook_init='data'`` and step 0 also initialise the codebook from ``batch``.
+
+        (The training script builds the model from its first training batch; a restore afterwards
+        overwrites the codebook, so resuming and loading are unaffected.)
+        """
         images = tf.convert_to_tensor(batch["images"])
-        if self.hparams.train_on == "frames":
-            images = images[:, :1]
-        self({"images": images[:1]}, training=False)
+        self({"images": images[:1, :1] if self.hparams.train_on == "frames" else images[:1]}, training=False)
+        if self.hparams.codebook_init == "data" and int(self.global_step.numpy()) == 0:
+            self.init_codebook_from_data(images)
+
+    def init_codebook_from_data(self, images):
+        """Set the codebook to ``n_embed`` randomly drawn latent vectors (before quantisation) of ``images``."""
+        x = self.normalize(self._check_frames(images))
+        frames = tf.reshape(x, [-1] + x.shape[2:].as_list())
+        latents = tf.reshape(tf.cast(self.quant_conv(self.encoder(frames)), tf.float32), [-1, self.hparams.embed_dim])
+        count = int(latents.shape[0])
+        picks = tf.random.shuffle(tf.range(count))
+        picks = tf.tile(picks, [-(-self.hparams.n_embed // count)])[: self.hparams.n_embed]
+        self.quantize.embedding.assign(tf.gather(latents, picks))
 
     # -- losses ---------------------------------------------------------------------------------
 
@@ -333,7 +359,8 @@ class VQVAEVideoPredictionModel(VideoPredictionModel):
         """
         hp = self.hparams
         zero = tf.constant(0.0)
-        pixel = tf.reduce_mean(tf.abs(x - rec)) if hp.pixelloss_weight > 0 else zero
+        error = tf.abs(x - rec) if hp.pixel_loss == "l1" else tf.square(x - rec)
+        pixel = tf.reduce_mean(error) if hp.pixelloss_weight > 0 else zero
         perceptual = tf.reduce_mean(self.perceptual_distance(x, rec, normalized_input_quirk)) if hp.perceptual_weight_2d > 0 else zero
         mu_loss = cov_loss = zero
         if hp.fvd_mu_weight > 0 or hp.fvd_cov_weight > 0:

@@ -45,7 +45,10 @@ _ConfigLoader.add_implicit_resolver(
 def load_config(path):
     """The original's YAML config as a dict (numbers such as ``7e4`` as floats)."""
     with open(path) as f:
-        config = yaml.load(f, Loader=_ConfigLoader)
+        try:
+            config = yaml.load(f, Loader=_ConfigLoader)
+        except yaml.YAMLError as e:
+            raise ConversionError(f"{path} is not valid YAML: {' '.join(str(e).split())}") from None
     if not isinstance(config, dict) or "model" not in config:
         raise ConversionError(f"{path} is not an FEVD VQ-VAE config (no 'model' section)")
     return config

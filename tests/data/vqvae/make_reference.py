@@ -167,6 +167,18 @@ def main():
         if args.full:  # 3D state has every name of the 2D one (as decoder._2d_decoder.*)
             torch.save({"step": 0, "model_state_dict": model.state_dict(), "opt_state_dict": {}},
                        os.path.join(args.output_dir, f"model_{key}.ckpt"))
+        if key == "3d":
+            # The original's metrics (§4) on the clip vs its 3D reconstruction clamped to [0, 1] (the original
+            # forgets to clamp; ours need [0, 1] inputs): per-video PSNR and SSIM, per-frame LPIPS-VGG.
+            # The clamped clip is not stored: the test rebuilds it from reconstructions_3d.
+            from fevd_vqvae.metrics.psnr import PSNR
+            from fevd_vqvae.metrics.ssim import SSIM
+            fake = torch.clamp(rec01.reshape(videos.shape), 0.0, 1.0)
+            with torch.no_grad():
+                out["metric_psnr"] = PSNR()(videos, fake).numpy()
+                out["metric_ssim"] = SSIM(device="cpu")(videos, fake).numpy()
+                # per frame [B, T] (LPIPS_Video's squeeze() fails for one video; it then averages over T)
+                out["metric_lpips"] = model.loss.perceptual_loss_2d(videos, fake).reshape(videos.shape[:2]).numpy()
         print(key, {k: float(v) for k, v in log.items()}, "margin", margin)
     np.savez_compressed(os.path.join(args.output_dir, "reference.npz"), **out)
 
