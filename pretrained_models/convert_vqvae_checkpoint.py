@@ -22,7 +22,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    from video_prediction.models.vqvae_checkpoint import convert_checkpoint
+    from video_prediction.conversion.vqvae import convert_checkpoint
 
     model = convert_checkpoint(FLAGS.checkpoint, FLAGS.config, FLAGS.output_dir)
     print(f"wrote {FLAGS.output_dir} ({model.count_params()} parameters)")

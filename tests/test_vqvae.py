@@ -9,11 +9,11 @@ import pytest
 import tensorflow as tf
 
 from torch_pth_writer import save_pth
-from video_prediction.checkpoint_conversion import ConversionError
+from video_prediction.conversion.bookkeeping import ConversionError
 from video_prediction.layers.vector_quantizer import VectorQuantizer, codebook_usage
 from video_prediction.models import get_model_class
 from video_prediction.models.vqvae import VQVAEVideoPredictionModel, count_parameters
-from video_prediction.models import vqvae_checkpoint
+from video_prediction.conversion import vqvae as vqvae_conversion
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "vqvae")
 _spec = importlib.util.spec_from_file_location("vqvae_make_reference", os.path.join(DATA, "make_reference.py"))
@@ -88,7 +88,7 @@ def _convert(reference, key, tmp_path):
     config = tmp_path / f"{key}.yaml"
     module = "RobonetImgDataset" if key == "2d" else "RobonetVideoDataset"
     config.write_text(SMALL_YAML.format(key=key, module=module))
-    return vqvae_checkpoint.convert_checkpoint(str(ckpt), str(config), str(tmp_path / f"run_{key}"))
+    return vqvae_conversion.convert_checkpoint(str(ckpt), str(config), str(tmp_path / f"run_{key}"))
 
 
 def _outputs(model, clips, key, quirk):
@@ -155,21 +155,21 @@ def test_parameter_counts_match_spec():
 def test_config_yaml_and_conversion_errors(reference, tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(SMALL_YAML.format(key="3d", module="RobonetVideoDataset"))
-    config = vqvae_checkpoint.load_config(str(path))
+    config = vqvae_conversion.load_config(str(path))
     assert config["setup"]["total_steps"] == 70000.0 and config["setup"]["learning_rate"] == 5e-4
-    hparams, _, _ = vqvae_checkpoint.hparams_from_config(config)
+    hparams, _, _ = vqvae_conversion.hparams_from_config(config)
     assert hparams["max_steps"] == 70000 and hparams["batch_size"] == 60 and hparams["train_on"] == "clips"
-    model = vqvae_checkpoint.build_model(dict(hparams, perceptual_weight_2d=0.0), [64, 64, 3])
+    model = vqvae_conversion.build_model(dict(hparams, perceptual_weight_2d=0.0), [64, 64, 3])
     state = _write_original_checkpoint(reference, "3d", tmp_path / "ok.ckpt")
     extra = dict(state, **{"decoder.extra.weight": np.zeros(3, np.float32)})
     with pytest.raises(ConversionError, match="decoder.extra.weight"):
-        vqvae_checkpoint.assign_state_dict(model, extra)
+        vqvae_conversion.assign_state_dict(model, extra)
     bad = dict(state, **{"encoder.conv_in.weight": np.zeros((32, 3, 5, 5), np.float32)})
     with pytest.raises(ConversionError, match="encoder.conv_in.weight"):
-        vqvae_checkpoint.assign_state_dict(model, bad)
+        vqvae_conversion.assign_state_dict(model, bad)
     missing = {k: v for k, v in state.items() if k != "decoder._out_conv2.bias"}
     with pytest.raises(ConversionError, match="decoder._out_conv2.bias"):
-        vqvae_checkpoint.assign_state_dict(model, missing)
+        vqvae_conversion.assign_state_dict(model, missing)
 
 
 def test_quantizer_straight_through_and_legacy_beta():

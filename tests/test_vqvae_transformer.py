@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from video_prediction.checkpoint_conversion import write_run_directory
+from video_prediction.conversion.bookkeeping import write_run_directory
 from video_prediction.models import get_model_class
 from video_prediction.models.vqvae import VQVAEVideoPredictionModel
 from video_prediction.models.vqvae_transformer import VQVAETransformerVideoPredictionModel

@@ -64,7 +64,7 @@ class VQVAETransformerVideoPredictionModel(VideoPredictionModel):
         hp = self.hparams
         if not hp.first_stage_checkpoint:
             raise ValueError("vqvae_transformer needs first_stage_checkpoint=DIR (a trained vqvae run directory)")
-        from video_prediction.training import load_model
+        from video_prediction.training.building import load_model
 
         # The loss networks of stage 1 are not needed here: weights 0 keep LPIPS/I3D unloaded.
         first, options, _ = load_model(hp.first_stage_checkpoint,

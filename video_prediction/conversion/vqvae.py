@@ -22,10 +22,10 @@ import numpy as np
 import tensorflow as tf
 import yaml
 
-from video_prediction.checkpoint_conversion import ConversionError, Target, assign_by_name, write_run_directory
+from video_prediction.conversion.bookkeeping import ConversionError, Target, assign_by_name, write_run_directory
 from video_prediction.layers.vector_quantizer import VectorQuantizer
 from video_prediction.models.vqvae import VQVAEVideoPredictionModel
-from video_prediction.torch_checkpoint import load_state_dict
+from video_prediction.conversion.formats.torch_pth import load_state_dict
 
 # The original's clip length: RobonetVideoDataset windows of total_frames=12 (specs/vqvae.md §2.5).
 CLIP_LENGTH = 12
