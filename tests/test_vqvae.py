@@ -300,3 +300,39 @@ def test_convert_script_reports_bad_yaml_in_one_line(tmp_path):
                             capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=root))
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith("error: ") and "not valid YAML" in result.stderr
+
+
+class _FakeDataset:
+    """Enough of a dataset for the inference extras: 3 clips of 9 frames (16x16 grey)."""
+
+    sequence_length = 9
+
+    def __init__(self):
+        self.images = tf.random.stateless_uniform([3, 9, 16, 16, 1], seed=[9, 9])
+
+    def num_examples_per_epoch(self):
+        return 3
+
+    def make_dataset(self, batch_size, drop_remainder=False):
+        return tf.data.Dataset.from_tensor_slices({"images": self.images}).batch(batch_size)
+
+
+def test_inference_extras_gifs_histogram_and_reconstruction_metrics(tmp_path, lpips_weights):
+    from video_prediction.inference.extras import InferenceSettings, extras_for
+    from video_prediction.metrics import get_metric
+
+    model = _tiny()
+    extras = extras_for(model)
+    settings = InferenceSettings(num_videos=3, batch_size=2)
+    message = extras.write_dataset_outputs(_FakeDataset(), str(tmp_path), settings)
+    out = tmp_path / "reconstruction"
+    assert "3 input|reconstruction GIFs" in message
+    assert sorted(p.name for p in out.glob("*.gif")) == [f"input_reconstruction_0000{i}.gif" for i in range(3)]
+    usage = json.loads((out / "codebook_usage.json").read_text())
+    assert usage["total"] == 3 * 9 * 8 * 8 and (out / "codebook_usage.png").stat().st_size > 1000
+    extras.evaluate(_FakeDataset(), str(tmp_path / "eval"), settings, with_fvd=False)
+    results = json.loads((tmp_path / "eval" / "reconstruction" / "reconstruction_metrics.json").read_text())
+    images = _FakeDataset().images
+    expected = get_metric("psnr")(images, model(({"images": images}))["reconstructions"]).numpy().mean()
+    assert results["num_videos"] == 3 and abs(results["psnr"] - expected) < 1e-4
+    assert {"ssim", "lpips", "codes_used", "codebook_perplexity"} <= set(results)

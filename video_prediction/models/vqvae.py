@@ -71,6 +71,9 @@ USAGE_NAMES = ("codebook_usage", "codebook_perplexity")
 class VQVAEVideoPredictionModel(VideoPredictionModel):
     """The FEVD VQ-VAE (``--model vqvae``); see the module docstring."""
 
+    #: input|reconstruction GIFs, codebook usage, the original's all-frame reconstruction metrics
+    inference_extras = "video_prediction.inference.extras.vqvae:VQVAEInferenceExtras"
+
     @classmethod
     def default_hparams(cls):
         # Not VideoPredictionModel's SAVP schedule/loss hparams: this family has its own (§3.9-3.10).
