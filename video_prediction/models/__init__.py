@@ -15,6 +15,8 @@ _MODELS = {
     "pose_lstm": "video_prediction.models.pose_lstm:PoseLSTMVideoPredictionModel",
     "pose_analogy": "video_prediction.models.pose_analogy:PoseAnalogyVideoPredictionModel",
     "hierarchical_pose": "video_prediction.models.hierarchical_pose:HierarchicalPoseVideoPredictionModel",
+    "vqvae": "video_prediction.models.vqvae:VQVAEVideoPredictionModel",
+    "vqvae_transformer": "video_prediction.models.vqvae_transformer:VQVAETransformerVideoPredictionModel",
 }
 
 

@@ -1,0 +1,110 @@
+"""Stage 2 (``--model vqvae_transformer``): token transformer over a frozen tiny vqvae."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from video_prediction.conversion.bookkeeping import write_run_directory
+from video_prediction.models import get_model_class
+from video_prediction.models.vqvae import VQVAEVideoPredictionModel
+from video_prediction.models.vqvae_transformer import VQVAETransformerVideoPredictionModel
+
+STAGE1 = dict(context_frames=2, sequence_length=4, ch=8, ch_mult=[1, 2, 2], num_res_blocks=1, attn_resolutions=[],
+              resolution=16, z_channels=8, embed_dim=4, n_embed=16, num_groups=4, batch_size=4,
+              grad_updates_per_step=1, perceptual_weight_2d=0.0, input_mean=[0.5], input_std=[0.25])
+STAGE2 = dict(context_frames=2, sequence_length=4, d_model=16, num_layers=2, num_heads=2, dropout=0.0,
+              batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def first_stage_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("stage1")
+    model = VQVAEVideoPredictionModel(hparams=STAGE1)
+    model.build_from_batch({"images": tf.zeros([1, 4, 16, 16, 1])})
+    # A codebook spread like the latents, so that frames map to several different tokens.
+    model.quantize.embedding.assign(tf.random.stateless_normal([16, 4], seed=[0, 1]) * 0.5)
+    write_run_directory(str(directory), model, dict(dataset="moving_mnist", model="vqvae", image_shape=[16, 16, 1]),
+                        dict(context_frames=2, sequence_length=4))
+    return str(directory)
+
+
+@pytest.fixture(scope="module")
+def model(first_stage_dir):
+    stage2 = VQVAETransformerVideoPredictionModel(hparams=dict(STAGE2, first_stage_checkpoint=first_stage_dir))
+    stage2.build_from_batch({"images": tf.zeros([1, 4, 16, 16, 1])})
+    stage2.make_optimizers()
+    return stage2
+
+
+def _clips(seed):
+    return tf.random.stateless_uniform([4, 4, 16, 16, 1], seed=[seed, 0])
+
+
+def test_training_reduces_token_loss_and_only_stage2_trains(model):
+    frozen = [w.numpy().copy() for w in model.first_stage.weights]
+    assert model.first_stage.trainable is False
+    assert not any(v.path.startswith(model.first_stage.name) for v in model.trainable_variables)
+    batch = {"images": _clips(1)}
+    step = tf.function(model.train_step)
+    first = float(step(batch)["token_loss"])
+    for _ in range(15):
+        logs = step(batch)
+    assert float(logs["token_loss"]) < first - 0.1
+    for before, after in zip(frozen, model.first_stage.weights):
+        np.testing.assert_array_equal(before, after.numpy())
+    outputs = model(batch)
+    assert outputs["gen_images"].shape == (4, 3, 16, 16, 1)
+    assert get_model_class("vqvae_transformer") is VQVAETransformerVideoPredictionModel
+
+
+def test_cached_sampling_matches_full_forward_and_is_linear(model):
+    """Greedy cached sampling = arg-max of the full causal forward; attention queries grow linearly."""
+    hp = dict(model.hparams.values(), temperature=0.0)
+    greedy = VQVAETransformerVideoPredictionModel(hparams=hp)
+    greedy.build_from_batch({"images": tf.zeros([1, 4, 16, 16, 1])})
+    greedy.set_weights(model.get_weights())
+    batch = {"images": _clips(2)}
+    p = greedy.tokens_per_frame
+    counter = greedy.transformer.attention_queries
+    counts = {}
+    for horizon in (1, 2):
+        counter.assign(0)
+        tokens = greedy.sample_tokens(batch, 2, horizon)
+        counts[horizon] = int(counter.numpy())
+        assert tokens.shape == (4, horizon * p)
+    # prefill of the 2 context frames + one single-query step per generated token but the last, per layer
+    layers = greedy.hparams.num_layers
+    assert counts[1] == layers * (2 * p + p - 1) and counts[2] - counts[1] == layers * p
+    context = greedy.encode_tokens(batch["images"][:, :2])
+    sequence = tf.concat([context, tokens], axis=1)
+    full = greedy.transformer(greedy.embed(sequence[:, :-1], 0, batch))
+    np.testing.assert_array_equal(tf.argmax(full[:, 2 * p - 1:], -1, output_type=tf.int32).numpy(), tokens.numpy())
+    frames = greedy.generate(batch, num_samples=2, horizon=2)
+    assert frames.shape == (4, 2, 2, 16, 16, 1)
+    np.testing.assert_allclose(frames[:, 0].numpy(), frames[:, 1].numpy())  # greedy: samples agree
+
+
+def test_sampling_is_stochastic_and_top_k(model):
+    batch = {"images": _clips(3)}
+    a = model.sample_tokens(batch, 2, 1).numpy()
+    b = model.sample_tokens(batch, 2, 1).numpy()
+    assert (a != b).any()
+    from video_prediction.layers.token_transformer import sample_logits
+    logits = tf.constant([[0.0, 5.0, 4.0, -1.0]] * 200)
+    drawn = sample_logits(logits, temperature=1.0, top_k=2).numpy()
+    assert set(drawn.tolist()) == {1, 2}
+
+
+def test_action_conditioning_and_errors(first_stage_dir, model):
+    with pytest.raises(ValueError, match="first_stage_checkpoint"):
+        VQVAETransformerVideoPredictionModel(hparams=STAGE2)
+    cond = VQVAETransformerVideoPredictionModel(hparams=dict(STAGE2, first_stage_checkpoint=first_stage_dir,
+                                                             use_actions=True))
+    with pytest.raises(ValueError, match="needs 'actions'"):
+        cond.build_from_batch({"images": tf.zeros([1, 4, 16, 16, 1])})
+    batch = {"images": _clips(4), "actions": tf.random.normal([4, 3, 2])}
+    cond.build_from_batch(batch)
+    changed = dict(batch, actions=batch["actions"] + 1.0)
+    assert np.abs(cond(batch)["logits"].numpy() - cond(changed)["logits"].numpy()).max() > 1e-3
+    with pytest.raises(ValueError, match="max_frames"):
+        model.generate({"images": _clips(5)}, horizon=5)
