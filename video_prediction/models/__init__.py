@@ -11,6 +11,7 @@ _MODELS = {
     "mspred": "video_prediction.models.mspred:MSPredVideoPredictionModel",
     "sv2p": "video_prediction.models.sv2p:SV2PVideoPredictionModel",
     "sna": "video_prediction.models.sna:SNAVideoPredictionModel",
+    "epva": "video_prediction.models.epva:EPVAVideoPredictionModel",
 }
 
 
