@@ -443,9 +443,10 @@ def batch_pooled_psnr(pred, target):
     return tf.reduce_mean(10.0 * tf.math.log(1.0 / mse) / tf.math.log(10.0))
 
 
-def wasserstein_gradient_penalty(critic, real, fake, epsilon=1e-10):
+def wasserstein_gradient_penalty(critic, real, fake, alpha=None, epsilon=1e-10):
     """TF-GAN's two-sided penalty on the whole sequence: per-example uniform alpha, norm over non-batch axes."""
-    alpha = tf.random.uniform(tf.stack([tf.shape(real)[0]] + [1] * (len(real.shape) - 1)))
+    if alpha is None:
+        alpha = tf.random.uniform(tf.stack([tf.shape(real)[0]] + [1] * (len(real.shape) - 1)))
     interpolates = real + alpha * (fake - real)
     with tf.GradientTape() as tape:
         tape.watch(interpolates)
@@ -458,6 +459,26 @@ def wasserstein_gradient_penalty(critic, real, fake, epsilon=1e-10):
 def sigmoid_cross_entropy(logits, label, label_smoothing=0.0):
     labels = tf.fill(tf.shape(logits), label) * (1.0 - label_smoothing) + 0.5 * label_smoothing
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+def clip_per_tensor(gradients, clip_norm):
+    """Clip each gradient tensor to ``clip_norm`` after the cross-replica sum (slim's per-tensor clipping).
+
+    Keras' ``clipnorm`` clips each replica's partial gradient before the optimizer sums them over
+    replicas, which is not the clipped global-batch gradient.  Here the sum is made first, the
+    sum is clipped, and the result is divided by the number of replicas so that the optimizer's
+    own sum gives back the clipped gradient.
+    """
+    context = tf.distribute.get_replica_context()
+    replicas = num_replicas()
+    present = [g for g in gradients if g is not None]
+    if context is not None and replicas > 1 and present:
+        present = context.all_reduce(tf.distribute.ReduceOp.SUM, present)
+        present = [tf.clip_by_norm(g, clip_norm) / replicas for g in present]
+    else:
+        present = [tf.clip_by_norm(g, clip_norm) for g in present]
+    present = iter(present)
+    return [None if g is None else next(present) for g in gradients]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -498,6 +519,8 @@ class EPVAVideoPredictionModel(VideoPredictionModel):
         hp = self.hparams
         if hp.model_mode not in MODEL_MODES:
             raise ValueError(f"unknown model_mode {hp.model_mode!r}; valid: {', '.join(MODEL_MODES)}")
+        if hp.imgnet_pretrain_source not in ("slim", "torchvision"):
+            raise ValueError(f"unknown imgnet_pretrain_source {hp.imgnet_pretrain_source!r}; valid: slim, torchvision")
         if hp.model_mode == "individual" and hp.enc_size != self.pose_size:
             raise ValueError(f"model_mode 'individual' needs enc_size == {self.pose_size} (the pose size), "
                              f"got enc_size={hp.enc_size}")
@@ -574,6 +597,7 @@ class EPVAVideoPredictionModel(VideoPredictionModel):
         if height != width or height % 32:
             raise ValueError(f"EPVA needs square frames whose side is a multiple of 32 (64 in the original), "
                              f"got {height}x{width}")
+        self.image_shape = (height, width, channels)
         self.van = VAN(channels, height // 16, self.hparams.van_keep_prob, name="van")
         if self.hparams.model_mode == "epva_gan":
             self.critic = SequenceCritic(self.hparams.enc_size, height // 8, name="Discriminator")
@@ -798,14 +822,44 @@ class EPVAVideoPredictionModel(VideoPredictionModel):
         return getattr(self.hparams, f"{name}_learning_rate")
 
     def make_optimizer(self, name="all"):
-        """Adam with TF1's epsilon 1e-8 and per-tensor clipping (``clipnorm``; never the critic's, trap §8.9)."""
+        """Adam with TF1's epsilon 1e-8 (Keras' default is 1e-7); clipping is done by :func:`clip_per_tensor`."""
+        return keras.optimizers.Adam(learning_rate=self.learning_rate(name), epsilon=1e-8, name=f"{name}_optimizer")
+
+    def clip_gradients(self, name, gradients):
+        """slim's ``clip_gradient_norm``: each tensor to that norm (not the global norm); never the critic's."""
         clip = self.hparams.clip_gradient_norm
-        return keras.optimizers.Adam(learning_rate=self.learning_rate(name), epsilon=1e-8,
-                                     clipnorm=clip if clip > 0 and name != "discrim" else None,
-                                     name=f"{name}_optimizer")
+        if clip <= 0 or name == "discrim":
+            return gradients
+        return clip_per_tensor(gradients, clip)
+
+    def optimizers_needed(self):
+        """Names of this mode's optimizers (``all``, ``enc``, ``pred``, ``van``, ``discrim``)."""
+        return self.OPTIMIZERS[self.hparams.model_mode]
+
+    def warm_start(self):
+        """``epv_pretrain_ckpt`` / ``imgnet_pretrain`` initialisation (spec §4.6); returns a description or None.
+
+        Called by :meth:`make_optimizers`, i.e. only when training: a resumed run then restores its
+        own checkpoint over it, as the original's init_fn only ran for a fresh log dir.  As the
+        original, ``epv_pretrain_ckpt`` wins over ``imgnet_pretrain``.
+        """
+        hp = self.hparams
+        if hp.epv_pretrain_ckpt:
+            from video_prediction.models.epva_checkpoint import load_warm_start
+
+            copied = load_warm_start(self, hp.epv_pretrain_ckpt)
+            return f"warm start from {hp.epv_pretrain_ckpt}: {len(copied)} variables"
+        if hp.imgnet_pretrain:
+            from video_prediction.models.epva_pretrained import load_imagenet_vgg16
+
+            return load_imagenet_vgg16(self.encoder.vgg, hp.imgnet_pretrain_source)
+        return None
 
     def make_optimizers(self, jit_compile=False):
-        names = self.OPTIMIZERS[self.hparams.model_mode]
+        message = self.warm_start()
+        if message:
+            print(message)
+        names = self.optimizers_needed()
         self.optimizers = {name: self.make_optimizer(name) for name in names}
         self.compile(optimizer=self.optimizers[names[0]], jit_compile=jit_compile)
 
@@ -820,12 +874,12 @@ class EPVAVideoPredictionModel(VideoPredictionModel):
 
     # -- training -------------------------------------------------------------------------------
 
-    def _critic_losses(self, real, fake):
+    def _critic_losses(self, real, fake, alpha=None):
         hp = self.hparams
         d_real, d_fake = self.critic(real), self.critic(fake)
         if hp.use_wgan:
             d_loss = tf.reduce_mean(d_fake) - tf.reduce_mean(d_real)
-            d_loss += hp.gradient_penalty_weight * wasserstein_gradient_penalty(self.critic, real, fake)
+            d_loss += hp.gradient_penalty_weight * wasserstein_gradient_penalty(self.critic, real, fake, alpha)
             g_loss = tf.reduce_mean(d_real) - tf.reduce_mean(d_fake)
         else:
             # TF-GAN's modified discriminator loss (label smoothing 0.25 on reals); the generator gets its negation.
@@ -840,6 +894,25 @@ class EPVAVideoPredictionModel(VideoPredictionModel):
         fake = tf.concat([real[:, :context], outputs["higher_fake"][:, context - 1:]], axis=1)
         return real, fake
 
+    def compute_objectives(self, batch, training=True, alpha=None):
+        """One forward pass -> ``(outputs, named losses, {optimizer name: objective})`` of this mode.
+
+        ``epva_gan``: the generator objective (``pred``) is the WGAN generator loss plus
+        ``enc_pred_loss_scale * enc_pred_loss``, and ``discrim`` the critic loss with the gradient
+        penalty (``alpha`` fixes its interpolation weights, for tests).
+        """
+        outputs = self._forward(batch, training=training, with_higher=self.critic is not None)
+        losses = self.named_losses(batch, outputs)
+        objectives = self.objectives(losses)
+        if self.critic is not None:
+            real, fake = self.gan_sequences(outputs)
+            d_loss, g_loss = self._critic_losses(real, fake, alpha)
+            losses["enc_pred_loss_gan"] = g_loss
+            objectives["pred"] = objectives["pred"] + g_loss
+            losses["enc_pred_loss_total"] = objectives["pred"]
+            losses["discrim_total_loss"] = d_loss
+        return outputs, losses, objectives
+
     def train_step(self, batch):
         """One step of the mode's optimizers on one forward pass; ``global_step`` += 1.
 
@@ -853,15 +926,7 @@ class EPVAVideoPredictionModel(VideoPredictionModel):
         replicas = num_replicas()
         gan = hp.model_mode == "epva_gan"
         with tf.GradientTape(persistent=True) as tape:
-            outputs = self._forward(batch, training=True, with_higher=gan)
-            losses = self.named_losses(batch, outputs)
-            objectives = self.objectives(losses)
-            if gan:
-                real, fake = self.gan_sequences(outputs)
-                _, g_loss = self._critic_losses(real, fake)
-                losses["enc_pred_loss_gan"] = g_loss
-                objectives["pred"] = objectives["pred"] + g_loss
-                losses["enc_pred_loss_total"] = objectives["pred"]
+            outputs, losses, objectives = self.compute_objectives(batch, training=True)
             scaled = {name: loss / replicas for name, loss in objectives.items()}
         updates = []
         for name, loss in scaled.items():
@@ -869,9 +934,9 @@ class EPVAVideoPredictionModel(VideoPredictionModel):
             updates.append((name, tape.gradient(loss, variables), variables))
         del tape
         for name, gradients, variables in updates:  # every gradient from the same forward pass, then the updates
-            self.optimizers[name].apply(gradients, variables)
+            self.optimizers[name].apply(self.clip_gradients(name, gradients), variables)
         if gan:
-            real, fake = tf.stop_gradient(real), tf.stop_gradient(fake)
+            real, fake = (tf.stop_gradient(x) for x in self.gan_sequences(outputs))
             critic_variables = self.optimizer_variables("discrim")
             for _ in range(hp.discrim_steps_per_pred):
                 with tf.GradientTape() as critic_tape:
