@@ -8,7 +8,7 @@ Reads the ``.pth`` without torch (restricted unpickler: tensors and plain contai
 
 from absl import app, flags
 
-from video_prediction.models.mspred_checkpoint import convert_checkpoint
+from video_prediction.conversion.mspred import convert_checkpoint
 
 flags.DEFINE_string("checkpoint", None, "original checkpoint (.pth, torch zip format)", required=True)
 flags.DEFINE_string("experiment_params", None, "the experiment_params.json of that experiment", required=True)

@@ -21,7 +21,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    from video_prediction.pretrained import convert_original_checkpoint
+    from video_prediction.conversion.published import convert_original_checkpoint
 
     image_shape = [int(d) for d in FLAGS.image_shape] if FLAGS.image_shape else None
     model = convert_original_checkpoint(FLAGS.checkpoint, FLAGS.output_dir, image_shape=image_shape)

@@ -10,7 +10,7 @@ from absl import flags
 
 from video_prediction.cli import run_main
 from video_prediction.download import DownloadError
-from video_prediction.pretrained import BASE_URL, download_model
+from video_prediction.conversion.published import BASE_URL, download_model
 
 flags.DEFINE_string("dataset", None, "bair_action_free, kth or bair", required=True)
 flags.DEFINE_string("model", None, "e.g. ours_savp, ours_vae, ours_gan, ours_deterministic", required=True)

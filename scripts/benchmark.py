@@ -3,7 +3,7 @@
     python scripts/benchmark.py --models savp,mspred,repeat --image_size 64 --batch_size 8 --output benchmark.json
 
 Every model configuration runs in its own child process with the given thread
-settings; see video_prediction/benchmark.py for what each figure means.  With
+settings; see video_prediction/benchmark/ for what each figure means.  With
 --reference_command the first variant is also timed interleaved with an external
 train-step timer (e.g. the original PyTorch code in a throwaway environment).
 """

@@ -29,12 +29,14 @@ flags.DEFINE_integer("fvd_batch_size", 8, "videos per I3D pass")
 def main(argv):
     import keras
 
-    from video_prediction import evaluation, training
+    from video_prediction.inference import evaluation
+    from video_prediction.inference.extras import InferenceSettings
+    from video_prediction.training.building import model_and_dataset_from_flags
 
     keras.utils.set_random_seed(FLAGS.seed)
     metric_names = evaluation.parse_metric_names(FLAGS.metrics)
     fvd = _make_fvd(metric_names)  # before the model: a missing weight file fails fast
-    model, dataset, output_dir = training.model_and_dataset_from_flags(FLAGS, seed=FLAGS.seed)
+    model, dataset, output_dir = model_and_dataset_from_flags(FLAGS, seed=FLAGS.seed)
     apply_latent_mode(model, FLAGS.latent_mode)
     normalize = FLAGS.lpips_normalize_inputs
     lpips_kwargs = dict(net=FLAGS.lpips_net, normalize_inputs=True if normalize is None else normalize)
@@ -57,25 +59,18 @@ def main(argv):
     if set_metrics:
         print(evaluation.format_set_table({label: set_metrics}))
     print(f"wrote metrics.json, metrics.csv and plots to {output_dir}")
-    if hasattr(model, "level_target_frames"):  # multi-level models (MSPred): metrics per level too
-        import os
-
-        from video_prediction.metrics import mspred_metrics
-
-        level_results = mspred_metrics.evaluate_levels(
-            model, dataset, getattr(dataset, "level_structure", "blobs"),
-            num_stochastic_samples=FLAGS.num_stochastic_samples, batch_size=FLAGS.batch_size,
-            num_videos=FLAGS.num_samples,
-            lpips_normalize_inputs=mspred_metrics.ORIGINAL_LPIPS_NORMALIZE_INPUTS if normalize is None else normalize)
-        mspred_metrics.write_level_results(level_results, os.path.join(output_dir, "levels"),
-                                           model.level_target_frames(dataset.sequence_length))
-        print(f"wrote per-level metrics to {os.path.join(output_dir, 'levels')}")
+    message = evaluation.evaluate_family_extras(
+        model, dataset, output_dir,
+        InferenceSettings(num_videos=FLAGS.num_samples, num_stochastic_samples=FLAGS.num_stochastic_samples,
+                          batch_size=FLAGS.batch_size, lpips_normalize_inputs=normalize))
+    if message:
+        print(message)
 
 
 def _make_fvd(metric_names):
     if "fvd" not in metric_names:
         return None
-    from video_prediction.evaluation import SET_METRICS
+    from video_prediction.inference.evaluation import SET_METRICS
     from video_prediction.metrics.fvd import SampleSelectionFVD
 
     frame_metrics = [name for name in metric_names if name not in SET_METRICS]

@@ -24,39 +24,28 @@ flags.DEFINE_bool("save_arrays", False, "also write the predictions as .npz arra
 def main(argv):
     import keras
 
-    from video_prediction import generation, training
+    from video_prediction.inference import generation
+    from video_prediction.training.building import load_model, model_and_dataset_from_flags
+    from video_prediction.training.run_directory import RunError
 
     keras.utils.set_random_seed(FLAGS.seed)
     if FLAGS.video:
         if not FLAGS.checkpoint:
-            raise training.RunError("--video needs --checkpoint")
-        model, options, _ = training.load_model(FLAGS.checkpoint, FLAGS.model, FLAGS.model_hparams)
+            raise RunError("--video needs --checkpoint")
+        model, options, _ = load_model(FLAGS.checkpoint, FLAGS.model, FLAGS.model_hparams)
         apply_latent_mode(model, FLAGS.latent_mode)
         video = generation.fit_video_to_shape(generation.load_video(FLAGS.video), options["image_shape"])
         output_dir = os.path.join(FLAGS.results_dir, os.path.basename(os.path.normpath(FLAGS.checkpoint)))
         generation.generate_from_video(model, video, output_dir, FLAGS.num_stochastic_samples, FLAGS.horizon,
                                        FLAGS.fps, FLAGS.save_arrays)
-        if hasattr(model, "level_target_frames"):  # multi-level models (MSPred): per-level GIFs too
-            from video_prediction import mspred_generation
-
-            mspred_generation.write_video_level_outputs(model, video, os.path.join(output_dir, "levels"),
-                                                        FLAGS.num_stochastic_samples, FLAGS.horizon, FLAGS.fps,
-                                                        FLAGS.save_arrays)
         print(f"wrote predictions of {FLAGS.video} to {output_dir}")
         return
-    model, dataset, output_dir = training.model_and_dataset_from_flags(FLAGS, seed=FLAGS.seed)
+    model, dataset, output_dir = model_and_dataset_from_flags(FLAGS, seed=FLAGS.seed)
     apply_latent_mode(model, FLAGS.latent_mode)
     count = generation.generate_from_dataset(
         model, dataset, output_dir, num_videos=FLAGS.num_samples, num_stochastic_samples=FLAGS.num_stochastic_samples,
         batch_size=FLAGS.batch_size, gif_length=FLAGS.gif_length, fps=FLAGS.fps, save_arrays=FLAGS.save_arrays,
     )
-    if hasattr(model, "level_target_frames"):  # multi-level models (MSPred): per-level GIFs too
-        from video_prediction import mspred_generation
-
-        mspred_generation.write_level_outputs_for_dataset(
-            model, dataset, os.path.join(output_dir, "levels"), num_videos=FLAGS.num_samples or 8,
-            num_samples=FLAGS.num_stochastic_samples, batch_size=FLAGS.batch_size, fps=FLAGS.fps,
-            save_arrays=FLAGS.save_arrays, segmentation_levels=getattr(dataset, "segmentation_levels", ()))
     print(f"wrote {count} videos to {output_dir}")
 
 

@@ -14,7 +14,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv):
-    from video_prediction import evaluation
+    from video_prediction.inference import evaluation
 
     paths = argv[1:]
     if not paths:

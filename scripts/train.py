@@ -43,11 +43,12 @@ flags.DEFINE_enum("verbose", "auto", ["auto", "0", "1", "2"], "Keras progress ou
 
 
 def main(argv):
-    from video_prediction import training
+    from video_prediction.training.loop import train
+    from video_prediction.training.run_directory import RunError
 
     if not FLAGS.output_dir:
-        raise training.RunError("--output_dir is required")
-    training.train(
+        raise RunError("--output_dir is required")
+    train(
         input_dir=FLAGS.input_dir,
         dataset_name=FLAGS.dataset,
         model_name=FLAGS.model,

@@ -1,4 +1,8 @@
 import os
+import sys
+
+# Test helpers (local_http_server.py, torch_pth_writer.py) live here; tests in sub-folders import them too.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")

@@ -284,17 +284,19 @@ def test_generate_beyond_training_length():
 
 def test_sv2p_trains_generates_and_evaluates_through_the_pipeline(tmp_path):
     """What scripts/train.py, generate.py and evaluate.py call, on a tiny 32x32 Moving MNIST."""
-    from video_prediction import evaluation, generation, training
+    from video_prediction.inference import evaluation, generation
+    from video_prediction.training.building import load_model_and_dataset
+    from video_prediction.training.loop import train
     from video_prediction.datasets.moving_mnist import write_moving_mnist
 
     data = str(tmp_path / "mm32")
     write_moving_mnist(data, {"train": 4, "val": 2, "test": 2}, sequence_length=4, canvas_size=32, progress=False)
     run = str(tmp_path / "run")
-    training.train(data, "moving_mnist", "sv2p", run, dataset_hparams="context_frames=2,sequence_length=4",
-                   model_hparams_dict=os.path.join(ROOT, "hparams/kth/sv2p_time_variant/model_hparams.json"),
-                   model_hparams="batch_size=2", max_steps=2, summary_freq=2, image_summary_freq=0, save_freq=2,
-                   seed=1, strategy_name="one_device", verbose=0)
-    model, dataset, options = training.load_model_and_dataset(run)
+    train(data, "moving_mnist", "sv2p", run, dataset_hparams="context_frames=2,sequence_length=4",
+          model_hparams_dict=os.path.join(ROOT, "hparams/kth/sv2p_time_variant/model_hparams.json"),
+          model_hparams="batch_size=2", max_steps=2, summary_freq=2, image_summary_freq=0, save_freq=2,
+          seed=1, strategy_name="one_device", verbose=0)
+    model, dataset, options = load_model_and_dataset(run)
     assert options["model"] == "sv2p" and model.hparams.multi_latent and int(model.global_step.numpy()) == 2
     written = generation.generate_from_dataset(model, dataset, str(tmp_path / "gen"), num_videos=2,
                                                num_stochastic_samples=2, batch_size=2)

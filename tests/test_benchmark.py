@@ -42,7 +42,7 @@ def test_a_failing_configuration_is_reported_and_the_run_goes_on(monkeypatch, tm
             raise benchmark.BenchmarkError("broken failed in its child process:\nValueError: bad record")
         return dict(variant=dataclasses.asdict(variant), jit_compile=settings.jit_compile)
 
-    monkeypatch.setattr(benchmark, "measure_variant", measure)
+    monkeypatch.setattr(benchmark.report, "measure_variant", measure)  # what run_benchmark calls
     variants = [benchmark.Variant("broken", "savp", "moving_mnist"), benchmark.Variant("fine", "repeat", "moving_mnist")]
     payload = benchmark.run_benchmark(variants, benchmark.Settings(input_dir=str(tmp_path)), jit_values=(False,),
                                       evaluation=False, output=str(tmp_path / "report.json"), log=lambda *_: None)

@@ -13,8 +13,8 @@ from video_prediction.models import get_model_class
 from video_prediction.models.mspred import (
     epoch_beta_table, epoch_lr_table, gaussian_kl_sum, level_target_frames, reconstruction_loss,
 )
-from video_prediction.models.mspred_checkpoint import ConversionError, convert_checkpoint
-from video_prediction.training import load_model
+from video_prediction.conversion.mspred import ConversionError, convert_checkpoint
+from video_prediction.training.building import load_model
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "mspred")
 _spec = importlib.util.spec_from_file_location("make_reference", os.path.join(DATA, "make_reference.py"))
@@ -158,7 +158,7 @@ def test_published_hparams_match_the_converter_reading_of_the_original_configs(d
 
 
 def test_per_level_gifs_and_arrays(tmp_path):
-    from video_prediction.mspred_generation import write_level_outputs
+    from video_prediction.inference.extras.mspred import write_level_outputs
 
     model = get_model_class("mspred")(hparams_dict=dict(TINY, latent_mode="mean"))
     batch = tiny_batch()
@@ -172,7 +172,7 @@ def test_per_level_gifs_and_arrays(tmp_path):
 
 def test_epoch_length_from_the_training_set():
     """steps_per_epoch=0: one pass over the training loader (ceil(videos / batch)); max_steps=0: num_epochs epochs."""
-    from video_prediction.training import build_model
+    from video_prediction.training.building import build_model
 
     class Videos:  # the dataset interface build_model reads
         mode, input_dir = "train", "fake"

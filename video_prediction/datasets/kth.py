@@ -35,7 +35,7 @@ from video_prediction.datasets.base import VarLenFeatureVideoDataset
 from video_prediction.datasets.grey_channels import GreyChannelsMixin
 from video_prediction.datasets.record_writing import ffmpeg_executable, write_splits
 from video_prediction.download import download_file, extract_archive, verify_archive
-from video_prediction.safe_unpickle import restricted_load
+from video_prediction.conversion.formats.safe_unpickle import restricted_load
 
 KTH_ACTIONS = ("walking", "jogging", "running", "boxing", "handwaving", "handclapping")
 KTH_VIDEO_BASE_URL = "http://www.nada.kth.se/cvap/actions"

@@ -29,7 +29,7 @@ from PIL import Image
 
 from video_prediction.datasets.heatmaps import gaussian_heatmaps
 from video_prediction.hparams import ClipLengthsMixin, resolve_hparams
-from video_prediction.t7 import load_t7
+from video_prediction.conversion.formats.t7 import load_t7
 
 CLASSES = ("boxing", "handclapping", "handwaving", "walking", "running", "jogging")
 SHORT_CLASSES = ("walking", "running", "jogging")

@@ -13,7 +13,7 @@ pickle of nested dicts of numpy arrays.  This command
    pip's hash-checking mode (so pip refuses a different archive before it
    runs the package's ``setup.py``) and checks size and sha256 again itself;
 2. reads the pickle straight out of the archive with
-   :func:`video_prediction.safe_unpickle.restricted_load` (numpy arrays and
+   :func:`video_prediction.conversion.formats.safe_unpickle.restricted_load` (numpy arrays and
    plain containers only; never ``pickle.load``);
 3. renames the arrays to the names our Keras layers use and writes one
    ``.npz`` per network plus ``manifest.json`` (sha256 of each output) into
@@ -40,7 +40,7 @@ import numpy as np
 
 from video_prediction.download import file_sha256
 from video_prediction.metrics import weights_cache
-from video_prediction.safe_unpickle import restricted_load
+from video_prediction.conversion.formats.safe_unpickle import restricted_load
 
 # Bumped when the conversion changes; recorded in the manifest.
 CONVERSION_FORMAT = 1

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from video_prediction.metrics import pose, segmentation
-from video_prediction.video_batches import first_videos
+from video_prediction.inference.video_batches import first_videos
 
 PDJ_FACTORS = (0.1, 0.2, 0.3, 0.4, 0.5)
 #: metrics of levels 1 and 2 per target structure (the original's METRIC_SETS)

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from video_prediction import losses as vp_losses
 from video_prediction.hparams import ClipLengthsMixin, resolve_hparams
-from video_prediction.schedules import SAVPLearningRate, kl_weight_schedule
+from video_prediction.training.schedules import SAVPLearningRate, kl_weight_schedule
 
 
 def num_replicas():
@@ -34,6 +34,8 @@ class BaseVideoPredictionModel(ClipLengthsMixin, keras.Model):
     trainable_model = False
     #: Whether repeated ``generate`` calls give different samples.
     stochastic = False
+    #: ``"module:Class"`` of the family's generate/evaluate extras (``video_prediction.inference.extras``), if any.
+    inference_extras = None
 
     def __init__(self, hparams_dict=None, hparams=None, name=None, **kwargs):
         super().__init__(name=name or type(self).__name__, **kwargs)

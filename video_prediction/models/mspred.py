@@ -89,6 +89,7 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
     """MSPred (SpatioTempHierarch, ConvLSTM predictors)."""
 
     stochastic = True
+    inference_extras = "video_prediction.inference.extras.mspred:MSPredInferenceExtras"  # per-level GIFs, metrics
 
     @classmethod
     def default_hparams(cls):

@@ -29,7 +29,7 @@ from video_prediction.layers.resampling import Conv2D, kernel_initializer, make_
 from video_prediction.layers.spectral_norm import SNConv, SNDense
 from video_prediction.layers.transformations import apply_flows, apply_kernels, identity_kernel, normalize_kernels
 from video_prediction.models.base import SAVPFamilyModel, num_replicas, swap_batch_time, unroll_remaining_steps
-from video_prediction.schedules import ground_truth_sampling_probability
+from video_prediction.training.schedules import ground_truth_sampling_probability
 
 # Keys of old model_hparams.json files that the original dropped silently (specs/savp.md §3.3).
 DEPRECATED_HPARAMS = (

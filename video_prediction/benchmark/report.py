@@ -1,0 +1,173 @@
+"""A whole benchmark run: every configuration, then the JSON report with the machine and the printed table."""
+
+import dataclasses
+import importlib.metadata
+import json
+import os
+import platform
+import subprocess
+import time
+
+from video_prediction.benchmark.evaluation_throughput import measure_evaluation
+from video_prediction.benchmark.model_steps import compare_jit, measure_variant
+from video_prediction.benchmark.reference import compare_with_reference
+from video_prediction.benchmark.variants import REPO_DIR, BenchmarkError
+
+
+def ensure_moving_mnist(output_dir, image_size=64, num_train=256, num_test=64, sequence_length=60):
+    """A small Moving MNIST record set for the benchmark (written once; reused when its settings match)."""
+    from video_prediction.datasets.moving_mnist import write_moving_mnist
+
+    write_moving_mnist(output_dir, {"train": num_train, "val": 8, "test": num_test},
+                       sequence_length=sequence_length, canvas_size=image_size, progress=False)
+    return output_dir
+
+
+def git_commit(directory=REPO_DIR):
+    """``{commit, dirty}`` of the checkout holding the code (dirty: tracked files differ from HEAD)."""
+    def run(*args):
+        return subprocess.run(["git", "-C", directory, *args], capture_output=True, text=True, check=False)
+
+    head = run("rev-parse", "HEAD")
+    if head.returncode != 0:
+        return dict(commit=None, dirty=None)
+    dirty = run("diff", "--quiet", "HEAD", "--", "video_prediction", "scripts", "hparams").returncode != 0
+    return dict(commit=head.stdout.strip(), dirty=dirty)
+
+
+def machine_info():
+    """Machine, software versions and the git commit (TensorFlow is not imported here)."""
+    import psutil
+
+    cpu_model = None
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu_model = line.split(":", 1)[1].strip()
+                    break
+    versions = {}
+    for package in ("tensorflow", "keras", "numpy", "psutil"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return dict(
+        platform=platform.platform(), machine=platform.machine(), cpu_model=cpu_model,
+        logical_cpus=os.cpu_count(), usable_cpus=len(os.sched_getaffinity(0)),
+        memory_bytes=psutil.virtual_memory().total, python=platform.python_version(), versions=versions,
+        loadavg=os.getloadavg(), time_utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        env={k: os.environ[k] for k in ("OMP_NUM_THREADS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
+                                        "TF_ENABLE_ONEDNN_OPTS") if k in os.environ},
+        **git_commit())
+
+
+def _ms(summary):
+    if not summary:
+        return "-"
+    return f"{summary['median'] * 1e3:.0f} ({summary['min'] * 1e3:.0f}-{summary['max'] * 1e3:.0f})"
+
+
+def format_table(results):
+    """A plain-text table: one row per variant, no-jit and jit train steps side by side."""
+    by_label = {}
+    for result in results:
+        by_label.setdefault(result["variant"]["label"], {})[bool(result["jit_compile"])] = result
+    header = (f"{'variant':<30} {'params':>9} {'B x T':>7} {'step ms, no jit':>18} {'step ms, jit':>18} "
+              f"{'train fr/s':>10} {'gen fr/s':>9} {'peak RSS MB':>11} {'input ex/s':>10} {'used ex/s':>9}")
+    lines = [header, "-" * len(header)]
+    for label, runs in by_label.items():
+        base = runs.get(False) or runs.get(True)
+        jit = runs.get(True)
+        steps = [r for r in runs.values() if r.get("train_step")]
+        fastest = min(steps, key=lambda r: r["train_step"]["median"]) if steps else None
+        peak = max(r["memory"]["peak_rss_kernel"] for r in runs.values()) / 2**20
+        used = fastest["train_examples_per_second"] if fastest else None
+        lines.append(
+            f"{label:<30} {base['params']:>9,} {base['batch_size']:>2} x {base['sequence_length']:<2} "
+            f"{_ms(runs.get(False, {}).get('train_step')):>18} {_ms(jit.get('train_step') if jit else None):>18} "
+            f"{(fastest['train_frames_per_second'] if fastest else 0):>10.1f} "
+            f"{(base['generate_frames_per_second'] or 0):>9.1f} {peak:>11.0f} "
+            f"{base['pipeline_examples_per_second']:>10.1f} {(used or 0):>9.2f}")
+    return "\n".join(lines)
+
+
+def format_evaluation(evaluation):
+    lines = []
+    for name, rate in evaluation.get("per_frame_metrics", {}).items():
+        text = rate.get("skipped") or f"{rate['frames_per_second']:.0f} frames/s"
+        lines.append(f"{name:<6} {text}")
+    e2e = evaluation.get("evaluate_psnr_ssim")
+    if e2e:
+        lines.append(f"evaluate() repeat baseline, psnr+ssim: {e2e['videos_per_second']:.1f} videos/s")
+    fvd = evaluation.get("fvd")
+    if fvd:
+        lines.append("fvd    " + (fvd.get("skipped") or f"{fvd['videos_per_second']:.2f} videos/s (I3D embedding)"))
+    return "\n".join(lines)
+
+
+def run_benchmark(variants, settings, jit_values=(False, True), steps=10, max_seconds=120.0, generate_calls=5,
+                  profile_steps=0, evaluation=True, reference_command=None, reference_rounds=3, reference_steps=3,
+                  measure=True, jit_rounds=0, output=None, command=None, log=print):
+    """Measure every variant for every ``jit_values`` entry (plus evaluation and the reference comparison).
+
+    Returns the report dict; with ``output`` it is also written (and rewritten
+    after every configuration, so a long run leaves partial results).
+    """
+    payload = dict(machine=machine_info(), command=command, settings=dataclasses.asdict(settings), results=[])
+    for variant in variants if measure else ():
+        for jit in jit_values:
+            try:
+                payload["results"].append(measure_variant(
+                    variant, dataclasses.replace(settings, jit_compile=jit), steps=steps, max_seconds=max_seconds,
+                    generate_calls=generate_calls, profile_steps=0 if jit else profile_steps, log=log))
+            except BenchmarkError as e:  # one broken configuration must not lose the others' figures
+                log(str(e))
+                payload.setdefault("failures", []).append(dict(variant=dataclasses.asdict(variant), jit_compile=jit,
+                                                               error=str(e)))
+            if output:
+                write_report(output, payload)
+    if jit_rounds:
+        payload["jit_comparison"] = compare_jit(variants[0], settings, rounds=jit_rounds,
+                                                steps_per_round=reference_steps, log=log)
+        if output:
+            write_report(output, payload)
+    if evaluation:
+        payload["evaluation"] = measure_evaluation(settings, log=log)
+    if reference_command:
+        payload["reference"] = compare_with_reference(
+            variants[0], dataclasses.replace(settings, jit_compile=jit_values[0]), reference_command,
+            rounds=reference_rounds, steps_per_round=reference_steps, profile_steps=profile_steps, log=log)
+    payload["machine"]["loadavg_end"] = os.getloadavg()
+    if output:
+        write_report(output, payload)
+    return payload
+
+
+def format_report(payload):
+    """The printed summary of a report: the table, evaluation rates and the reference ratio."""
+    parts = [format_table(payload["results"])] if payload["results"] else []
+    for failure in payload.get("failures", []):
+        last_line = failure["error"].strip().splitlines()[-1]
+        parts.append(f"FAILED {failure['variant']['label']} (jit_compile={failure['jit_compile']}): {last_line}")
+    if "evaluation" in payload:
+        parts.append(format_evaluation(payload["evaluation"]))
+    if "jit_comparison" in payload:
+        jit = payload["jit_comparison"]
+        parts.append(f"jit_compile (interleaved): {jit['no_jit']['median']:.3f} s/step without, "
+                     f"{jit['jit']['median']:.3f} s/step with, speedup {jit['speedup']:.2f}x "
+                     f"(first step {jit['first_step_seconds']['no_jit']:.0f} s / {jit['first_step_seconds']['jit']:.0f} s)")
+    if "reference" in payload:
+        ref = payload["reference"]
+        parts.append(f"reference: ours {ref['ours']['median']:.3f} s/step, reference "
+                     f"{ref['reference']['median']:.3f} s/step, ratio ours/reference {ref['ratio']:.2f}")
+    return "\n".join(parts)
+
+
+def write_report(path, payload):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=2, default=float)
+    os.replace(tmp, path)

@@ -1,0 +1,53 @@
+"""TF1 name-based checkpoints (``model-<step>.index`` / ``.data-*`` + a ``checkpoint`` file).
+
+:func:`find_original_checkpoint` locates the prefix without TensorFlow (so that a
+wrong path is reported before TF loads); :func:`open_checkpoint` reads it by name.
+The per-family name maps (``conversion/savp.py``, ...) decide where each value goes.
+"""
+
+import glob
+import os
+import re
+
+
+def find_original_checkpoint(path):
+    """The TF1 checkpoint prefix for ``path``: a prefix, or a directory (searched one level down too)."""
+    path = os.fspath(path)
+    if os.path.exists(path + ".index"):
+        return path
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"no TF1 checkpoint at {path!r} (neither a directory nor a prefix with .index)")
+    for directory in [path] + sorted(d for d in glob.glob(os.path.join(path, "*")) if os.path.isdir(d)):
+        prefix = _checkpoint_in_directory(directory)
+        if prefix is not None:
+            return prefix
+    raise FileNotFoundError(f"no TF1 checkpoint (model-<step>.index) in {path!r}")
+
+
+def _checkpoint_in_directory(directory):
+    # The 'checkpoint' file may hold the author's absolute paths: only its base name is trusted.
+    state_file = os.path.join(directory, "checkpoint")
+    if os.path.exists(state_file):
+        with open(state_file) as f:
+            match = re.search(r'^model_checkpoint_path:\s*"(.*)"', f.read(), re.MULTILINE)
+        if match:
+            prefix = os.path.join(directory, os.path.basename(match.group(1)))
+            if os.path.exists(prefix + ".index"):
+                return prefix
+    indexes = glob.glob(os.path.join(directory, "*.index"))
+    if not indexes:
+        return None
+
+    def step(index):
+        found = re.search(r"-(\d+)\.index$", index)
+        return int(found.group(1)) if found else -1
+
+    return max(indexes, key=step)[: -len(".index")]
+
+
+def open_checkpoint(prefix):
+    """``(reader, {variable name: shape})`` of the TF1 checkpoint at ``prefix`` (``reader.get_tensor(name)``)."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(prefix)
+    return reader, reader.get_variable_to_shape_map()
