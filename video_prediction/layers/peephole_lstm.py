@@ -66,6 +66,13 @@ class PeepholeLSTMCell(keras.layers.Layer):
                 f"{scope}/W_P_0": self.projection}
 
 
+def track_as_attributes(owner, layers):
+    """Also keep each layer of a list as a named attribute: ``tf.train.Checkpoint`` does not follow
+    Keras 3's tracked lists (their weights would be silently left out of checkpoints)."""
+    for layer in layers:
+        setattr(owner, f"_tracked_{layer.name}", layer)
+
+
 def tf1_auto_name(base, index):
     """TF1's auto-uniquified scope name: ``base`` for the first, ``base_<index>`` for the others."""
     return base if index == 0 else f"{base}_{index}"
@@ -96,6 +103,7 @@ class ResidualPeepholeLSTMStack(keras.layers.Layer):
         # Norms after cell #0 and each even cell: LayerNorm, LayerNorm_1, ... in the original's order.
         self.norms = [LayerNormalization(epsilon=1e-12, name=tf1_auto_name("LayerNorm", k))
                       for k in range(self.depth // 2 + 1)]
+        track_as_attributes(self, self.cells + self.norms)
 
     def build(self, input_shape):
         # ``use_legacy_vars`` (spec §4.6): an unnamed tf.Variable drawn from a normal, not truncated, distribution.

@@ -10,6 +10,8 @@ the caller preprocessed (slim: RGB x 255-scale minus the channel means).
 
 import keras
 
+from video_prediction.layers.peephole_lstm import track_as_attributes
+
 #: (block, number of convs, channels) of VGG-16.
 VGG16_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
 
@@ -30,6 +32,7 @@ class VGG16Trunk(keras.layers.Layer):
                 self.convs.append(keras.layers.Conv2D(channels, 3, padding="same", activation="relu",
                                                       kernel_initializer=init, name=f"conv{block}_{k}"))
         self.pool = keras.layers.MaxPooling2D(2, 2, padding="valid")
+        track_as_attributes(self, self.convs)
 
     def call(self, x):
         index = 0

@@ -42,7 +42,8 @@ import numpy as np
 import tensorflow as tf
 
 from video_prediction.layers.normalization import LayerNormalization
-from video_prediction.layers.peephole_lstm import PeepholeLSTMCell, ResidualPeepholeLSTMStack, tf1_auto_name
+from video_prediction.layers.peephole_lstm import (PeepholeLSTMCell, ResidualPeepholeLSTMStack, tf1_auto_name,
+                                                   track_as_attributes)
 from video_prediction.layers.vgg import VGG16Trunk
 from video_prediction.models.base import VideoPredictionModel, num_replicas
 
@@ -235,6 +236,7 @@ class VANVectorEncoder(keras.layers.Layer):
         self.deconvs = [_deconv(depth, name="conv2d_transpose"), _deconv(2 * depth, 2, name="conv2d_transpose_1"),
                         _deconv(2 * depth, name="conv2d_transpose_2"), _deconv(4 * depth, name="conv2d_transpose_3")]
         self.norms = [_ln(k) for k in range(3)]
+        track_as_attributes(self, self.deconvs + self.norms)
 
     def call(self, x):
         h = self.norms[0](self.dense(tf.nn.relu(x)))  # ReLU on the encoding first (trap §8.6)
@@ -261,6 +263,7 @@ class VANImageEncoder(keras.layers.Layer):
         self.norms = [_ln(k) for k in range(3)]
         self.pool = keras.layers.MaxPooling2D(2, 2, padding="same")
         self.dropout = _dropout(keep_prob)
+        track_as_attributes(self, self.convs + self.norms)
 
     def call(self, x, training=False):
         c, n = self.convs, self.norms
@@ -282,6 +285,7 @@ class VANAnalogy(keras.layers.Layer):
         super().__init__(**kwargs)
         self.convs = [_conv(4 * depth, name=tf1_auto_name("conv2d", k)) for k in range(5)]
         self.norm = _ln(0)
+        track_as_attributes(self, self.convs)
 
     def call(self, f_first_enc, f_first_frame, f_current_enc):
         c = self.convs
@@ -306,6 +310,7 @@ class VANDecoder(keras.layers.Layer):
                         for k, (f, s, a) in enumerate(specs)]
         self.norms = [_ln(k) for k in range(3)]
         self.dropout = _dropout(keep_prob)
+        track_as_attributes(self, self.deconvs + self.norms)
 
     def call(self, x, first_frame, training=False):
         d, n = self.deconvs, self.norms
@@ -379,6 +384,7 @@ class SequenceCritic(keras.layers.Layer):
                       for k, units in enumerate((4 * enc_size, 4 * enc_size, 2 * enc_size, enc_size))]
         self.norms = [_ln(k) for k in range(6)]
         self.final = keras.layers.Dense(1, name="dense")
+        track_as_attributes(self, self.convs + self.cells + self.norms)
 
     def call(self, sequence):
         e, s, d = self.enc_size, self.map_size, self.depth
@@ -504,6 +510,8 @@ class EPVAVideoPredictionModel(VideoPredictionModel):
     """
 
     trainable_model = True
+    #: generate.py's VAN masks and van_on_enc GIFs (inference/extras/epva.py)
+    inference_extras = "video_prediction.inference.extras.epva:EPVAInferenceExtras"
     #: Per-call optimizers and the variable groups they train, per mode (spec §4.2).
     OPTIMIZERS = {
         "e2e": ("all",),
@@ -845,7 +853,7 @@ class EPVAVideoPredictionModel(VideoPredictionModel):
         """
         hp = self.hparams
         if hp.epv_pretrain_ckpt:
-            from video_prediction.models.epva_checkpoint import load_warm_start
+            from video_prediction.conversion.epva import load_warm_start
 
             copied = load_warm_start(self, hp.epv_pretrain_ckpt)
             return f"warm start from {hp.epv_pretrain_ckpt}: {len(copied)} variables"

@@ -23,7 +23,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from video_prediction.checkpoint_conversion import Target, assign_by_name
+from video_prediction.conversion.bookkeeping import Target, assign_by_name
 from video_prediction.download import download_file, extract_archive
 from video_prediction.metrics import weights_cache
 

@@ -28,9 +28,9 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from video_prediction.checkpoint_conversion import ConversionError, Target, assign_by_name, write_run_directory
+from video_prediction.conversion.bookkeeping import ConversionError, Target, assign_by_name, write_run_directory
 from video_prediction.models.epva import EPVAVideoPredictionModel
-from video_prediction.pretrained import find_original_checkpoint
+from video_prediction.conversion.formats.tf1 import find_original_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -157,14 +157,14 @@ def load_warm_start(model, checkpoint, exclude=("back_connect_init", "noise_dens
 
 
 def _our_checkpoint(path):
-    from video_prediction.training import latest_checkpoint
+    from video_prediction.training.run_directory import latest_checkpoint
 
     return latest_checkpoint(path) if os.path.isdir(path) else None
 
 
 def _warm_start_from_run(model, prefix, exclude):
     """Warm start from one of our EPVA run directories: same networks, restored then filtered by name."""
-    from video_prediction.training import read_run_config
+    from video_prediction.training.run_directory import read_run_config
 
     _, _, saved = read_run_config(os.path.dirname(prefix))
     donor = EPVAVideoPredictionModel(hparams=dict(saved, model_mode="epva", pred_noise_std=0.0))
@@ -178,3 +178,75 @@ def _warm_start_from_run(model, prefix, exclude):
         variable.assign(theirs[name])
         copied.append(name)
     return copied
+
+
+GCS_LISTING_URL = "https://storage.googleapis.com/storage/v1/b/unsupervised-hierarch-video/o?prefix=pretrained_models/{name}/"
+GCS_OBJECT_URL = "https://storage.googleapis.com/unsupervised-hierarch-video/{object}"
+
+
+def _download_directory_listing(name, target_dir, progress):
+    """Fetch every object under ``pretrained_models/<name>/`` of the authors' bucket (GCS JSON listing)."""
+    import json
+    import urllib.parse
+    import urllib.request
+
+    from video_prediction.download import download_file
+
+    with urllib.request.urlopen(GCS_LISTING_URL.format(name=name), timeout=60) as response:
+        items = json.load(response).get("items", [])
+    if not items:
+        raise ValueError(f"the bucket lists no files under pretrained_models/{name}/")
+    for item in items:
+        relative = item["name"].split(f"pretrained_models/{name}/", 1)[1]
+        if not relative or relative.endswith("/"):
+            continue
+        download_file(GCS_OBJECT_URL.format(object=urllib.parse.quote(item["name"])),
+                      os.path.join(target_dir, relative), progress=progress)
+
+
+def download_published_model(dataset, model, output_root="pretrained_models", base_url=BASE_URL, convert=True,
+                             progress=True):
+    """Download ``<base_url>/<name>.zip`` (else the bucket's ``<name>/`` listing) and convert it.
+
+    ``pretrained_models/<dataset>/<model>/tf1/`` receives the original files and
+    ``pretrained_models/<dataset>/<model>`` becomes a run directory for ``--checkpoint``.
+    """
+    import shutil
+
+    from video_prediction.download import download_file, extract_archive, verify_archive
+    from video_prediction.training.run_directory import latest_checkpoint
+
+    name, hparams = published_model_hparams(dataset, model)
+    model_dir = os.path.join(output_root, dataset, model)
+    original_dir = os.path.join(model_dir, "tf1")
+    try:
+        find_original_checkpoint(original_dir)
+        print(f"{original_dir} already holds the original checkpoint")
+    except FileNotFoundError:
+        staging = original_dir + ".partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            archive = download_file(f"{base_url.rstrip('/')}/{name}.zip", os.path.join(model_dir, f"{name}.zip"),
+                                    progress=progress)
+            verify_archive(archive)
+            extract_archive(archive, staging)
+            os.remove(archive)
+        except Exception as zip_error:  # noqa: BLE001 - only epva_human.zip is known to exist; try the listing
+            if base_url != BASE_URL:
+                raise
+            try:
+                _download_directory_listing(name, staging, progress)
+            except Exception as listing_error:  # noqa: BLE001
+                raise ValueError(f"could not download {name}: {zip_error}; listing: {listing_error}") from None
+        find_original_checkpoint(staging)
+        shutil.rmtree(original_dir, ignore_errors=True)
+        os.rename(staging, original_dir)
+        print(f"downloaded {name} into {original_dir}")
+    if not convert:
+        return model_dir
+    if latest_checkpoint(model_dir) is not None:
+        print(f"{model_dir} already holds the converted checkpoint")
+        return model_dir
+    convert_checkpoint(original_dir, model_dir, model_hparams=hparams)
+    print(f"converted into {model_dir}: use --checkpoint {model_dir}")
+    return model_dir
