@@ -157,9 +157,12 @@ def load_warm_start(model, checkpoint, exclude=("back_connect_init", "noise_dens
 
 
 def _our_checkpoint(path):
+    """The latest checkpoint of one of our run directories (they hold ``options.json``), else None."""
     from video_prediction.training.run_directory import latest_checkpoint
 
-    return latest_checkpoint(path) if os.path.isdir(path) else None
+    if not (os.path.isdir(path) and os.path.exists(os.path.join(path, "options.json"))):
+        return None
+    return latest_checkpoint(path)
 
 
 def _warm_start_from_run(model, prefix, exclude):

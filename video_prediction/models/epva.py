@@ -620,6 +620,7 @@ class EPVAVideoPredictionModel(VideoPredictionModel):
         outputs = self._forward(batch, training=False, with_higher=self.critic is not None)
         if self.critic is not None:
             self.critic(outputs["higher_real"])
+        self.built = True
 
     # -- forward --------------------------------------------------------------------------------
 
