@@ -393,3 +393,29 @@ def test_gan_step_one_vs_two_devices():
     assert report["mismatch"] == [], report
     for key, value in report["losses_one"].items():
         assert value == pytest.approx(report["losses_two"][key], rel=1e-4, abs=1e-6), key
+
+
+def test_long_rollout_and_inference_extras(tmp_path):
+    """Length-agnostic: trained length 4, generate 12 frames; VAN masks / van_on_enc GIFs through the family hook."""
+    from video_prediction.inference.extras import InferenceSettings, extras_for
+
+    model = EPVAVideoPredictionModel(hparams=dict(context_frames=2, sequence_length=4, enc_size=8, pred_noise_std=1.0))
+    rng = np.random.default_rng(0)
+    batch = {"images": rng.uniform(size=(2, 4, 32, 32, 1)).astype(np.float32)}
+    model.build_from_batch(batch)
+    samples = model.generate(batch, num_samples=2, horizon=12)
+    assert samples.shape == (2, 2, 12, 32, 32, 1)
+    assert np.isfinite(np.asarray(samples)).all()
+    samples = np.asarray(samples)
+    assert np.abs(samples[:, 0] - samples[:, 1]).max() > 0  # pred_noise_std: stochastic samples
+    extras = extras_for(model)
+    message = extras.write_video_outputs(batch["images"][0], str(tmp_path), InferenceSettings(horizon=6))
+    assert "mask" in message and os.path.exists(tmp_path / "van" / "masks_00000.gif")
+
+    from video_prediction.inference.extras.epva import write_van_outputs
+
+    assert write_van_outputs(model, batch, str(tmp_path / "ds"), save_arrays=True) == 2
+    with np.load(tmp_path / "ds" / "van_00001.npz") as arrays:
+        assert arrays["masks"].shape == (3, 32, 32, 1) and arrays["van_on_enc"].shape == (3, 32, 32, 1)
+        assert arrays["masks"].max() == pytest.approx(1.0)  # divided by the per-example maximum
+    assert os.path.exists(tmp_path / "ds" / "van_on_enc_00000.gif")
