@@ -731,7 +731,10 @@ class EPVAVideoPredictionModel(VideoPredictionModel):
 
     @tf.function(reduce_retracing=True)
     def _generate_fn(self, inputs):
-        return self._forward(inputs, training=False, with_reconstructions=False)["gen_images"]
+        # The VAN's output is unbounded (not clipped in the original, also not in ``call``, whose
+        # outputs the losses use); generated videos are clipped to the toolkit's [0, 1] contract.
+        images = self._forward(inputs, training=False, with_reconstructions=False)["gen_images"]
+        return tf.clip_by_value(images, 0.0, 1.0)
 
     def rollout_inputs(self, batch, horizon):
         inputs = super().rollout_inputs(batch, horizon)
