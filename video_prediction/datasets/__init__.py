@@ -8,6 +8,15 @@ _DATASETS = {
     "mspred_moving_mnist": "video_prediction.datasets.mspred_moving_mnist:MSPredMovingMNISTVideoDataset",
     "kth_mspred": "video_prediction.datasets.kth_keypoints:KTHKeypointsVideoDataset",
     "synpick": "video_prediction.datasets.synpick:SynpickVideoDataset",
+    # EPVA's flat image_{i}/state_{i}/action_{i}/joint_positions_{i} records (specs/epva.md §2.1)
+    "epva_human36m": "video_prediction.datasets.epva:EPVAHuman36MVideoDataset",
+    "epva_robot": "video_prediction.datasets.epva:EPVARobotVideoDataset",
+    # RoboNet camera views as prepared for the VQ-VAE first stage (specs/vqvae.md §2)
+    "robonet": "video_prediction.datasets.robonet:RoboNetVideoDataset",
+    # pose records (datasets/pose.py)
+    "moving_mnist_pose": "video_prediction.datasets.moving_mnist_pose:MovingMNISTPoseVideoDataset",
+    "human36m": "video_prediction.datasets.human36m:Human36MVideoDataset",
+    "penn_action": "video_prediction.datasets.penn_action:PennActionVideoDataset",
     # the original SAVP record formats (specs/savp.md §2)
     "bair": "video_prediction.datasets.bair:SoftmotionVideoDataset",
     "softmotion": "video_prediction.datasets.bair:SoftmotionVideoDataset",

@@ -263,6 +263,8 @@ class BaseVideoDataset(ClipLengthsMixin):
     supports_iterator_checkpoint = True
     #: Keep the record order of a shuffled pipeline reproducible even with parallel parsing (slower).
     deterministic_order = False
+    #: Parsed (whole-video) examples held for shuffling; datasets of long videos hold fewer.
+    shuffle_buffer_size = 1024
 
     def __init__(self, input_dir, mode="train", num_epochs=None, seed=None, hparams_dict=None, hparams=None,
                  skip_corrupt_records=False):
@@ -273,7 +275,7 @@ class BaseVideoDataset(ClipLengthsMixin):
         self.num_epochs = num_epochs
         self.seed = seed
         self.hparams = self._resolve_hparams(hparams_dict, hparams)
-        self.filenames = find_tfrecords(input_dir, mode)
+        self.filenames = self.find_files()
         self.skip_corrupt_records = skip_corrupt_records
         #: Records that cannot be read (:class:`CorruptRecord`), found up front with ``skip_corrupt_records``.
         self.corrupt_records = []
@@ -290,6 +292,10 @@ class BaseVideoDataset(ClipLengthsMixin):
             for path in self.filenames:
                 check_tfrecord_framing(path)
         self._check_lengths()
+
+    def find_files(self):
+        """The record files of this split (hook: datasets whose originals name files differently override it)."""
+        return find_tfrecords(self.input_dir, self.mode)
 
     @property
     def num_skipped_records(self):
@@ -445,7 +451,7 @@ class BaseVideoDataset(ClipLengthsMixin):
         span = self.span
         examples = examples.filter(lambda example: self.stored_length(example) >= span)
         if self.shuffled:
-            examples = examples.shuffle(1024, seed=seed, reshuffle_each_iteration=True)
+            examples = examples.shuffle(self.shuffle_buffer_size, seed=seed, reshuffle_each_iteration=True)
         examples = examples.repeat(self.num_epochs)
         # A stateless seed per example makes the random offsets independent of parallelism.
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
@@ -474,6 +480,10 @@ class VarLenFeatureVideoDataset(BaseVideoDataset):
         self._read_metadata()  # eagerly: the tf.data functions below only use the cached values
 
     def extra_frame_features(self):
+        return {}
+
+    def extra_video_features(self):
+        """``{name: (shape, dtype, default)}`` of per-video features (e.g. a crop box, a label), passed through."""
         return {}
 
     def _read_metadata(self):
@@ -514,6 +524,8 @@ class VarLenFeatureVideoDataset(BaseVideoDataset):
         }
         for name in self.extra_frame_features():
             features[name] = tf.io.VarLenFeature(tf.float32)
+        for name, (shape, dtype, default) in self.extra_video_features().items():
+            features[name] = tf.io.FixedLenFeature(shape, dtype, default_value=default)
         parsed = tf.io.parse_single_example(serialized, features)
         example = {
             "length": parsed["sequence_length"],
@@ -523,6 +535,8 @@ class VarLenFeatureVideoDataset(BaseVideoDataset):
         for name, shape in self.extra_frame_features().items():
             values = tf.sparse.to_dense(parsed[name])
             example[name] = tf.reshape(values, [-1, *shape])
+        for name in self.extra_video_features():
+            example[name] = parsed[name]
         return example
 
     def stored_length(self, example):
@@ -547,6 +561,8 @@ class VarLenFeatureVideoDataset(BaseVideoDataset):
         output = {"images": self.preprocess_images(images)}
         for name in self.extra_frame_features():
             output[name] = tf.gather(example[name], frame_indices)
+        for name in self.extra_video_features():
+            output[name] = example[name]
         return output
 
     def num_examples_per_epoch(self):
@@ -573,11 +589,23 @@ def _float_feature(values):
     return tf.train.Feature(float_list=tf.train.FloatList(value=np.asarray(values, np.float32).ravel().tolist()))
 
 
+def _feature(values):
+    """bytes / str -> bytes list, integer arrays -> int64 list, anything else -> float list."""
+    if isinstance(values, (bytes, str)):
+        return _bytes_feature([values.encode() if isinstance(values, str) else values])
+    array = np.asarray(values)
+    if np.issubdtype(array.dtype, np.integer) or array.dtype == np.bool_:
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=array.astype(np.int64).ravel().tolist()))
+    return _float_feature(array)
+
+
 def varlen_example(frames, encoded_frames=None, extra=None):
     """A VarLen-layout ``tf.train.Example`` for uint8 ``frames`` ``[T, H, W, C]``.
 
     ``encoded_frames`` (e.g. PNG bytes per frame) replaces the raw bytes when
-    given; ``extra`` maps feature names to per-frame float arrays ``[T, ...]``.
+    given; ``extra`` maps feature names to per-frame float arrays ``[T, ...]``
+    or per-video values (integer arrays are stored as int64, ``str``/``bytes``
+    as bytes, the rest as float).
     """
     frames = np.asarray(frames)
     if frames.dtype != np.uint8 or frames.ndim != 4:
@@ -592,7 +620,7 @@ def varlen_example(frames, encoded_frames=None, extra=None):
         "images/encoded": _bytes_feature(encoded),
     }
     for name, values in (extra or {}).items():
-        feature[name] = _float_feature(values)
+        feature[name] = _feature(values)
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
 

@@ -84,3 +84,50 @@ def write_splits(output_dir, splits, settings, sequences_per_file=128, encode_fr
     for split in splits:
         os.remove(os.path.join(output_dir, f".{split}_settings.json"))
     return info
+
+
+def video_shard_path(split_dir, name):
+    """``<split_dir>/<name>_0_to_0.tfrecord`` (spaces and slashes of ``name`` become ``_``)."""
+    safe = name.replace("/", "_").replace(" ", "_")
+    return os.path.join(split_dir, f"{safe}_0_to_0.tfrecord")
+
+
+def write_video_record(split_dir, name, example):
+    """Write one video's example as its own shard (via a ``.tmp`` name); returns the path.
+
+    One shard per video lets a long conversion resume video by video: a rerun
+    skips every video whose shard exists (:func:`video_shard_path`).
+    """
+    import tensorflow as tf
+
+    os.makedirs(split_dir, exist_ok=True)
+    path = video_shard_path(split_dir, name)
+    with tf.io.TFRecordWriter(path + ".tmp") as writer:
+        writer.write(example.SerializeToString())
+    os.replace(path + ".tmp", path)
+    return path
+
+
+def check_settings(output_dir, settings):
+    """Record ``settings`` in ``<output_dir>/.settings.json``, or ValueError if the output was made differently."""
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, ".settings.json")
+    wanted = json.loads(json.dumps(settings))
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f)
+        if saved != wanted:
+            changed = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+            raise ValueError(f"{output_dir} holds records made with other settings ({', '.join(changed)}); "
+                             "use another --output_dir or delete it")
+        return
+    with open(path, "w") as f:
+        json.dump(wanted, f, indent=2, sort_keys=True)
+
+
+def write_dataset_info(output_dir, info):
+    """``dataset_info.json`` (written last: it marks the output as finished)."""
+    path = os.path.join(output_dir, "dataset_info.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(info, f, indent=2, sort_keys=True)
+    os.replace(path + ".tmp", path)

@@ -1,6 +1,7 @@
 """Keypoint metrics on heatmaps as MSPred computes them (specs/mspred.md §5.2).
 
-Inputs are heatmaps ``[B, F, H, W, K]`` (channels-last).  Each keypoint's location is
+Inputs are heatmaps ``[B, F, H, W, K]`` (channels-last; :func:`keypoint_mpjpe` and :func:`keypoint_pck`
+take keypoint coordinates ``[B, F, K, 2]`` instead).  Each keypoint's location is
 its channel's argmax (row-major first maximum, as torch.max); a prediction counts if
 its peak is >= 0.03, a target if its peak is > 1e-6.  Values are per (video, frame):
 ``[B, F]`` float64 with NaN where nothing is valid (masked by the aggregation).
@@ -63,3 +64,45 @@ def pck(preds, targets, factor=0.1):
     correct, num_preds, _ = _correct_within_height(preds, targets, factor)
     with np.errstate(invalid="ignore", divide="ignore"):
         return correct / num_preds
+
+
+# -- the same errors on keypoint coordinates (pose records, pose-LSTM predictions) ------------------------
+
+
+def _keypoint_inputs(preds, targets, visibility):
+    preds = np.asarray(preds, np.float64)
+    targets = np.asarray(targets, np.float64)
+    if preds.shape != targets.shape or preds.ndim != 4 or preds.shape[-1] != 2:
+        raise ValueError(f"keypoints must be [B, F, K, 2] (x, y) of the same shape; got {preds.shape} and "
+                         f"{targets.shape}")
+    valid = np.ones(targets.shape[:-1], bool) if visibility is None else np.asarray(visibility) > 0
+    if valid.shape != targets.shape[:-1]:
+        raise ValueError(f"visibility must be [B, F, K] = {targets.shape[:-1]}, got {valid.shape}")
+    return np.linalg.norm(preds - targets, axis=-1), valid, targets
+
+
+def keypoint_mpjpe(preds, targets, visibility=None):
+    """Mean per-joint position error ``[B, F]`` (pixels) of keypoints ``[B, F, K, 2]`` over the visible targets.
+
+    The coordinate counterpart of :func:`mpjpe` (which reads heatmap peaks); NaN where no joint is visible.
+    """
+    dist, valid, _ = _keypoint_inputs(preds, targets, visibility)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(valid, dist, 0.0).sum(-1) / valid.sum(-1)
+
+
+def keypoint_pck(preds, targets, visibility=None, factor=0.1):
+    """Fraction ``[B, F]`` of visible target joints predicted within ``factor`` x body height.
+
+    Body height = vertical extent of the visible target joints (as :func:`pdj` measures it on heatmaps;
+    a zero extent gives a threshold of ``factor`` pixels); NaN where no joint is visible.
+    """
+    dist, valid, targets = _keypoint_inputs(preds, targets, visibility)
+    y = targets[..., 1]
+    top = np.where(valid, y, np.inf).min(-1)
+    bottom = np.where(valid, y, -np.inf).max(-1)
+    height = np.where(valid.any(-1), bottom - top, 0.0)
+    threshold = np.where(height > 0, factor * height, factor)
+    correct = (valid & (dist <= threshold[..., None])).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return correct / valid.sum(-1)
