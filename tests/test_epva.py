@@ -367,12 +367,14 @@ report = {"losses_one": {k: v[0] for k, v in logs_one.items()}, "losses_two": {k
 for w_init, v1, v2 in zip(initial, one.weights, two.weights):
     a, b = np.asarray(v1.numpy()), np.asarray(v2.numpy())
     report["changed"] += int(not np.array_equal(a, w_init))
-    if not np.allclose(a, b, rtol=1e-4, atol=1e-6):
+    # measured: <= 7.6e-6 abs on critic weights that moved by 0.07-0.3 (two SGD critic steps of float noise)
+    if not np.allclose(a, b, rtol=1e-4, atol=2e-5):
         report["mismatch"].append([v1.path, float(np.abs(a - b).max()), float(np.abs(a - w_init).max())])
 print("REPORT" + json.dumps(report))
 """
 
 
+@pytest.mark.slow  # ~3 min idle (two VGG-16 GAN graphs traced, one per strategy); 8 min at load 10
 def test_gan_step_one_vs_two_devices():
     """1 generator step (two optimizers) + 2 critic steps: same weights on one device and two replicas.
 
