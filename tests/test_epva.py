@@ -422,3 +422,19 @@ def test_long_rollout_and_inference_extras(tmp_path):
         assert arrays["masks"].shape == (3, 32, 32, 1) and arrays["van_on_enc"].shape == (3, 32, 32, 1)
         assert arrays["masks"].max() == pytest.approx(1.0)  # divided by the per-example maximum
     assert os.path.exists(tmp_path / "ds" / "van_on_enc_00000.gif")
+
+
+EPVA_RECIPES = ("human36m/e2e", "human36m/epva", "human36m/epva_gan", "human36m/epva_single_gpu", "robot_push/e2e",
+                "robot_push/epva", "robot_push/individual", "moving_mnist/epva_quickstart")
+
+
+@pytest.mark.parametrize("recipe", EPVA_RECIPES)
+def test_recipe_files_resolve(recipe):
+    """Every recipe's hparams are valid for the model (no unknown key or wrong type) and the model accepts them."""
+    root = os.path.join(os.path.dirname(__file__), "..", "hparams", recipe)
+    with open(os.path.join(root, "dataset_hparams.json")) as f:
+        lengths = json.load(f)
+    model = EPVAVideoPredictionModel(os.path.join(root, "model_hparams.json"),
+                                     hparams={k: lengths[k] for k in ("context_frames", "sequence_length")})
+    assert model.hparams.model_mode in recipe or recipe.endswith(("epva_single_gpu", "epva_quickstart"))
+    assert model.hparams.epv_pretrain_ckpt in ("", "pretrained_models/human36m/epva")
