@@ -13,7 +13,6 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(dirname "$here")"
 if [ -x "$root/.venv/bin/python" ]; then PYTHON="$root/.venv/bin/python"; else PYTHON=python3; fi
-export TF_CPP_MIN_LOG_LEVEL=${TF_CPP_MIN_LOG_LEVEL:-2}
 datasets="moving_mnist kth_mspred bair kth moving_mnist_pose human36m penn_action robot_push robonet epva"
 if [ $# -lt 1 ]; then
   echo "usage: $0 DATASET [options]; datasets: $datasets" >&2

@@ -20,6 +20,7 @@ import os
 
 from absl import app, flags
 
+import video_prediction.cli  # noqa: F401  (first: quiet TensorFlow start-up)
 from video_prediction.datasets.kth import KTH_ACTIONS, extract_frames
 from video_prediction.download import download_file, extract_archive, verify_archive
 

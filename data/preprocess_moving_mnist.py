@@ -4,6 +4,7 @@ import argparse
 import sys
 import time
 
+import video_prediction.cli  # noqa: F401  (first: quiet TensorFlow start-up)
 from video_prediction.datasets.moving_mnist import write_moving_mnist
 
 

@@ -8,6 +8,7 @@ Reads the ``.pth`` without torch (restricted unpickler: tensors and plain contai
 
 from absl import app, flags
 
+import video_prediction.cli  # noqa: F401  (first: quiet TensorFlow start-up)
 from video_prediction.conversion.mspred import convert_checkpoint
 
 flags.DEFINE_string("checkpoint", None, "original checkpoint (.pth, torch zip format)", required=True)

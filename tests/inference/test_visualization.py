@@ -108,6 +108,25 @@ def test_plot_metric_curves_writes_png(tmp_path):
     assert os.path.getsize(path) > 1000
 
 
+@pytest.mark.parametrize("context,num_t,training_length", [(2, 8, 10), (5, 5, 10), (10, 90, 20), (10, 3, None)])
+def test_metric_plot_has_integer_frame_ticks_and_marker_inside(context, num_t, training_length):
+    curves = {"avg": (np.linspace(28, 18, num_t), np.full(num_t, 1.0))}
+    figure = visualization.metric_curves_figure(curves, "psnr", context, training_length)
+    axes = figure.axes[0]
+    figure.canvas.draw()
+    low, high = axes.get_xlim()
+    ticks = [t for t in axes.get_xticks() if low <= t <= high]
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks), ticks
+    assert all("." not in label.get_text() for label in axes.get_xticklabels() if label.get_text())
+    # every plotted frame and the training-length line lie strictly inside the axes (not on the frame)
+    assert low < context + 1 and context + num_t < high
+    marker = [line for line in axes.get_lines() if line.get_label() == "training length"]
+    if training_length is None:
+        assert not marker
+    else:
+        assert low < marker[0].get_xdata()[0] == training_length < high
+
+
 def test_write_gif_summary_round_trip(tmp_path):
     videos = np.stack([distinct_frames(t=3, h=8, w=10) for _ in range(3)])
     writer = tf.summary.create_file_writer(str(tmp_path))

@@ -153,6 +153,44 @@ def format_table(named_results):
     return "\n".join(lines)
 
 
+def format_comparison_table(named_results, subject=None):
+    """One row per model, one column per metric: the average over test videos, stochastic samples and
+    predicted frames, ``*`` on the best value of each column (by the metric's direction).
+
+    With ``subject`` (a label), a last line says whether that model beats every other row on every
+    metric, or names the rows it does not beat.
+    """
+    from video_prediction.metrics.aggregation import registered_higher_is_better
+
+    metric_names = list(dict.fromkeys(name for results in named_results.values() for name in results))
+    averages = {label: {name: float(np.mean(results[name]["avg"]["mean"])) for name in results}
+                for label, results in named_results.items()}
+    higher = {name: registered_higher_is_better(name) for name in metric_names}
+    best = {name: (max if higher[name] else min)(a[name] for a in averages.values() if name in a)
+            for name in metric_names}
+    width = max([len("model")] + [len(label) for label in named_results])
+    header = f"{'model':<{width}}" + "".join(
+        f" {name.upper() + (' (higher is better)' if higher[name] else ' (lower is better)'):>24}"
+        for name in metric_names)
+    lines = [header, "-" * len(header)]
+    for label, values in averages.items():
+        cells = "".join(
+            f" {'':>24}" if name not in values else
+            f" {values[name]:>22.4f}{' *' if values[name] == best[name] else '  '}" for name in metric_names)
+        lines.append(f"{label:<{width}}{cells}")
+    if subject is not None:
+        if subject not in averages:
+            raise ValueError(f"no results labelled {subject!r}; labels: {', '.join(averages)}")
+        beaten_by = [f"{other} on {name}" for other, values in averages.items() if other != subject
+                     for name in metric_names if name in values and name in averages[subject]
+                     and not (values[name] < averages[subject][name] if higher[name]
+                              else values[name] > averages[subject][name])]
+        verdict = ("beats every other row on " + " and ".join(metric_names) if not beaten_by
+                   else "does NOT beat " + ", ".join(beaten_by))
+        lines.append(f"{subject} {verdict}")
+    return "\n".join(lines)
+
+
 def format_set_table(named_set_metrics):
     """A plain-text table of set-level metrics (FVD per sample selection) per model.
 

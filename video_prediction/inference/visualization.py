@@ -175,8 +175,20 @@ def plot_metric_curves(path, curves, metric_name, context_frames, training_lengt
     frame number starting at ``context_frames + 1`` (the first predicted
     frame) and a vertical line marks ``training_length``.
     """
+    figure = metric_curves_figure(curves, metric_name, context_frames, training_length, title)
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    return path
+
+
+def metric_curves_figure(curves, metric_name, context_frames, training_length=None, title=None):
+    """The matplotlib ``Figure`` of :func:`plot_metric_curves`: integer frame ticks, half a frame of
+    margin on both sides so that a ``training_length`` at the last frame is drawn inside the axes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(6, 4.5))
     FigureCanvasAgg(figure)
@@ -186,15 +198,18 @@ def plot_metric_curves(path, curves, metric_name, context_frames, training_lengt
         mean = np.asarray(mean, dtype=np.float64)
         steps = np.arange(len(mean)) + context_frames + 1
         num_t = max(num_t, len(mean))
-        line, = axes.plot(steps, mean, linewidth=2, label=str(label))
+        line, = axes.plot(steps, mean, linewidth=2, marker="o" if len(mean) <= 20 else None, markersize=3,
+                          label=str(label))
         if std is not None:
             std = np.asarray(std, dtype=np.float64)
             axes.fill_between(steps, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+    last = context_frames + max(num_t, 1)
     if training_length is not None:
         axes.axvline(x=training_length, linewidth=1, color="k", linestyle="--", label="training length")
-    if num_t > 1:
-        axes.set_xlim(context_frames + 1, context_frames + num_t)
-    axes.set_xlabel("time step (frame number)")
+        last = max(last, training_length)
+    axes.set_xlim(context_frames + 0.5, last + 0.5)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel(f"frame number (frames 1-{context_frames} are the context)")
     axes.set_ylabel(metric_name)
     axes.grid(axis="y")
     if title:
@@ -202,11 +217,7 @@ def plot_metric_curves(path, curves, metric_name, context_frames, training_lengt
     if curves:
         axes.legend()
     figure.tight_layout()
-    directory = os.path.dirname(path)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    return path
+    return figure
 
 
 def write_gif_summary(tag, videos, step=None, fps=4, max_outputs=3, description=None):

@@ -7,6 +7,7 @@ from video_prediction.registry import available, lookup
 _MODELS = {
     "ground_truth": "video_prediction.models.non_trainable:GroundTruthVideoPredictionModel",
     "repeat": "video_prediction.models.non_trainable:RepeatVideoPredictionModel",
+    "blank": "video_prediction.models.non_trainable:BlankVideoPredictionModel",
     "savp": "video_prediction.models.savp:SAVPVideoPredictionModel",
     "mspred": "video_prediction.models.mspred:MSPredVideoPredictionModel",
     "sv2p": "video_prediction.models.sv2p:SV2PVideoPredictionModel",

@@ -72,6 +72,13 @@ class BaseVideoPredictionModel(ClipLengthsMixin, keras.Model):
         """
         return {}
 
+    def prepare_from_dataset(self, dataset):
+        """Derive what the model needs from ``dataset``'s training data (default: nothing).
+
+        ``training.build_model`` calls this with the dataset the model will run on; the ``blank``
+        baseline computes its mean training frame here.
+        """
+
     def build_from_batch(self, batch):
         """Create every weight by running one forward pass on ``batch`` (used before restoring)."""
         self(batch, training=False)

@@ -1,4 +1,4 @@
-"""Models without weights: ``ground_truth`` and ``repeat`` (the original's non_trainable_model.py)."""
+"""Models without weights: ``ground_truth`` and ``repeat`` (the original's non_trainable_model.py), and ``blank``."""
 
 import tensorflow as tf
 
@@ -40,3 +40,73 @@ class RepeatVideoPredictionModel(BaseVideoPredictionModel):
         last = images[:, context - 1 : context]
         future_part = tf.repeat(last, num_future, axis=1)
         return {"gen_images": tf.concat([images[:, :context], future_part], axis=1)}
+
+
+class BlankVideoPredictionModel(BaseVideoPredictionModel):
+    """Predicts one constant frame at every step: a floor that a learned model must clear.
+
+    ``fill=train_mean`` (default): the per-pixel mean frame of the training split (the constant
+    prediction with the least mean squared error, hence the best constant PSNR), averaged over every
+    frame of the first ``mean_videos`` training clips (0: all) as the dataset delivers them (same
+    size, channels and clip length). ``build_model`` computes it from the dataset's ``train``
+    split in the same directory. ``fill=zeros``: black frames. On Moving MNIST both are near black,
+    so a model that predicts darkness scores about as well as ``blank``.
+    """
+
+    FILLS = ("train_mean", "zeros")
+
+    def __init__(self, hparams_dict=None, hparams=None, name=None, **kwargs):
+        super().__init__(hparams_dict=hparams_dict, hparams=hparams, name=name, **kwargs)
+        if self.hparams.fill not in self.FILLS:
+            raise ValueError(f"unknown fill {self.hparams.fill!r} for blank; valid: {', '.join(self.FILLS)}")
+        if self.hparams.mean_videos < 0:
+            raise ValueError(f"mean_videos must be >= 0 (0: all), got {self.hparams.mean_videos}")
+        self.fill_frame = None  # [H, W, C] for fill=train_mean, from prepare_from_dataset
+
+    @classmethod
+    def default_hparams(cls):
+        hparams = super().default_hparams()
+        hparams.update(fill="train_mean", mean_videos=1024)
+        return hparams
+
+    def prepare_from_dataset(self, dataset):
+        if self.hparams.fill == "train_mean":
+            self.fill_frame = mean_training_frame(dataset, self.hparams.mean_videos)
+
+    def call(self, batch, training=False):
+        images = tf.convert_to_tensor(batch["images"])
+        if self.hparams.fill == "zeros":
+            frame = tf.zeros_like(images[:, :1])
+        else:
+            if self.fill_frame is None:
+                raise ValueError("blank with fill=train_mean has no mean frame: build it with "
+                                 "training.build_model(..., dataset) or use fill=zeros")
+            if tuple(self.fill_frame.shape) != tuple(images.shape[2:]):
+                raise ValueError(f"blank's mean frame has shape {tuple(self.fill_frame.shape)}, "
+                                 f"the frames {tuple(images.shape[2:])}")
+            frame = tf.broadcast_to(self.fill_frame[None, None], tf.shape(images[:, :1]))
+        return {"gen_images": tf.repeat(frame, tf.shape(images)[1] - 1, axis=1)}
+
+
+def mean_training_frame(dataset, max_videos=0):
+    """Per-pixel mean ``[H, W, C]`` over all frames of ``dataset``'s ``train`` split (first ``max_videos``
+    clips in a fixed order; 0: all), read with ``dataset``'s class and hparams from the same directory."""
+    try:
+        train = type(dataset)(dataset.input_dir, mode="train", num_epochs=1, seed=0,
+                              hparams_dict=dataset.hparams.values())
+    except (ValueError, FileNotFoundError) as e:
+        raise ValueError(f"blank: cannot read the train split of {dataset.input_dir!r} for its mean frame "
+                         f"({e}); use --model_hparams fill=zeros") from None
+    train.deterministic_order = True  # the same clips, and so the same frame, on every run (seed 0)
+    batches = train.make_dataset(32, drop_remainder=False)
+    if max_videos:
+        batches = batches.unbatch().take(max_videos).batch(32)
+    total, count = None, 0
+    for batch in batches:
+        images = tf.cast(batch["images"], tf.float64)
+        frame_sum = tf.reduce_sum(images, axis=(0, 1))
+        total = frame_sum if total is None else total + frame_sum
+        count += int(images.shape[0]) * int(images.shape[1])
+    if not count:
+        raise ValueError(f"blank: the train split of {dataset.input_dir!r} holds no clips; use --model_hparams fill=zeros")
+    return tf.cast(total / count, tf.float32)

@@ -45,7 +45,9 @@ def build_model(name, dataset, hparams_dict=None, hparams=None):
     )
     merged = resolve_hparams(defaults, merged, hparams).values()
     merged.update(model_class.hparams_from_dataset(merged, dataset))  # e.g. MSPred's epoch length
-    return model_class(hparams=merged)
+    model = model_class(hparams=merged)
+    model.prepare_from_dataset(dataset)  # e.g. the blank baseline's mean training frame
+    return model
 
 
 def check_image_shape(expected, dataset, what):

@@ -1,0 +1,31 @@
+"""The quickstart's hparams files build the model the README describes, and its script evaluates the baselines."""
+
+import json
+import os
+
+import numpy as np
+
+from video_prediction.hparams import resolve_hparams
+from video_prediction.models import get_model_class
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+QS = os.path.join(ROOT, "hparams", "moving_mnist", "quickstart")
+
+
+def test_quickstart_hparams_build_a_deterministic_dna_savp():
+    dataset_hparams = json.load(open(os.path.join(QS, "dataset_hparams.json")))
+    assert dataset_hparams == {"context_frames": 5, "sequence_length": 10, "scale_size": 32}
+    model_class = get_model_class("savp")
+    hparams = resolve_hparams(model_class.default_hparams(), os.path.join(QS, "model_hparams.json"),
+                              {"context_frames": 5, "sequence_length": 10}).values()
+    assert hparams["transformation"] == "dna" and hparams["nz"] == 0 and hparams["kl_weight"] == 0.0
+    model = model_class(hparams=hparams)
+    images = np.random.default_rng(0).random((1, 10, 32, 32, 1)).astype("float32")
+    assert model({"images": images})["gen_images"].shape == (1, 9, 32, 32, 1)
+
+
+def test_quickstart_script_compares_with_repeat_and_both_blanks():
+    script = open(os.path.join(ROOT, "scripts", "quickstart.sh")).read()
+    for needed in ("--model repeat", "--model blank ", "--model blank --model_hparams fill=zeros",
+                   "summarize_results.py --compact --subject", "--num_digits 1"):
+        assert needed in script, needed
