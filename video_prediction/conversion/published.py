@@ -58,6 +58,11 @@ def convert_command(original_dir, output_dir):
 def download_model(dataset, model, output_root="pretrained_models", base_url=BASE_URL, convert=True,
                    progress=True):
     """Download, extract and (for SAVP variants) convert a pretrained model; returns its directory."""
+    if dataset == "human36m":  # the EPVA models (conversion/epva.py holds their table)
+        from video_prediction.conversion import epva
+
+        return epva.download_published_model(dataset, model, output_root,
+                                             epva.BASE_URL if base_url == BASE_URL else base_url, convert, progress)
     fname = archive_name(dataset, model)
     model_dir = os.path.join(output_root, dataset, model)
     original_dir = os.path.join(model_dir, ORIGINAL_SUBDIR)
@@ -104,6 +109,7 @@ CONVERTERS = {
     "savp": "video_prediction.conversion.savp:convert_checkpoint",
     "sv2p": "video_prediction.conversion.conv_lstm_cdna:convert_checkpoint",
     "sna": "video_prediction.conversion.conv_lstm_cdna:convert_checkpoint",
+    "epva": "video_prediction.conversion.epva:convert_checkpoint",
 }
 
 

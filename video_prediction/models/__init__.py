@@ -12,6 +12,7 @@ _MODELS = {
     "mspred": "video_prediction.models.mspred:MSPredVideoPredictionModel",
     "sv2p": "video_prediction.models.sv2p:SV2PVideoPredictionModel",
     "sna": "video_prediction.models.sna:SNAVideoPredictionModel",
+    "epva": "video_prediction.models.epva:EPVAVideoPredictionModel",
     "pose_lstm": "video_prediction.models.pose_lstm:PoseLSTMVideoPredictionModel",
     "pose_analogy": "video_prediction.models.pose_analogy:PoseAnalogyVideoPredictionModel",
     "hierarchical_pose": "video_prediction.models.hierarchical_pose:HierarchicalPoseVideoPredictionModel",
