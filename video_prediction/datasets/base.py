@@ -17,6 +17,7 @@ with ``use_state``).
 
 import collections
 import glob
+import json
 import os
 import re
 import struct
@@ -376,6 +377,17 @@ class BaseVideoDataset(ClipLengthsMixin):
 
     def num_examples_per_epoch(self):
         raise NotImplementedError
+
+    def _info(self):
+        """``dataset_info.json`` next to the splits (what our preprocessors record), read once; ``{}`` for
+        records made elsewhere."""
+        if not hasattr(self, "_info_cache"):
+            path = os.path.join(self.input_dir, "dataset_info.json")
+            self._info_cache = {}
+            if os.path.exists(path):
+                with open(path) as f:
+                    self._info_cache = json.load(f)
+        return self._info_cache
 
     def _check_lengths(self):
         """Subclasses check that stored videos are long enough for ``span``."""

@@ -52,6 +52,7 @@ import tensorflow as tf
 from PIL import Image
 
 from video_prediction.datasets.base import BaseVideoDataset, compression_of, write_tfrecord_shards
+from video_prediction.datasets.video_dataset import read_first_example
 
 EPVA_IMAGE_SIZE = 64  # prediction_input.py IMG_HEIGHT / IMG_WIDTH
 POSE_DIM = 5  # prediction_train.py --pose_dim
@@ -85,21 +86,6 @@ def find_epva_files(input_dir, mode, data_pattern=""):
     if not data_pattern:
         tried += f" or {os.path.join(input_dir, mode, '*.tfrecord*')!r}"
     raise ValueError(f"no EPVA record files for mode {mode!r}: nothing matches {tried}")
-
-
-def first_example(path):
-    """The first record of ``path`` as a ``tf.train.Example``; ValueError naming the file otherwise."""
-    try:
-        first = next(iter(tf.data.TFRecordDataset(path, compression_type=compression_of(path))), None)
-    except tf.errors.OpError as e:
-        raise ValueError(f"corrupt TFRecord file {path}: the first record cannot be read "
-                         f"({e.message.strip().splitlines()[0]})") from None
-    if first is None:
-        raise ValueError(f"TFRecord file {path} holds no records")
-    try:
-        return tf.train.Example.FromString(first.numpy())
-    except Exception as e:  # protobuf's DecodeError has no stable import path
-        raise ValueError(f"the first record of {path} is not a tf.train.Example ({e})") from None
 
 
 def record_layout(feature_names):
@@ -167,7 +153,7 @@ class EPVAVideoDataset(BaseVideoDataset):
 
     def _check_first_record(self, path):
         """One clear line when the first record lacks a key or has a wrong size (the original fails in TF)."""
-        feature = first_example(path).features.feature
+        feature = read_first_example(path).features.feature
         if record_layout(feature.keys()) == "finn_push":
             raise ValueError(f"{path} holds raw Finn et al. push records (move/<t>/...), not EPVA's layout; convert "
                              "them with data/convert_to_epva_records.py --source google_robot")

@@ -47,9 +47,9 @@ from PIL import Image
 
 from video_prediction.datasets import get_dataset_class
 from video_prediction.datasets.base import check_tfrecord_framing, compression_of
-from video_prediction.datasets.epva import (SPLIT_WORDS, epva_example, first_example, record_layout,
-                                            write_epva_splits)
+from video_prediction.datasets.epva import SPLIT_WORDS, epva_example, record_layout, write_epva_splits
 from video_prediction.datasets.google_robot import GoogleRobotVideoDataset
+from video_prediction.datasets.video_dataset import read_first_example
 from video_prediction.download import download_file, extract_archive, file_sha256, verify_archive
 
 HUMAN36M_FPS = 50
@@ -263,7 +263,7 @@ def download_and_prepare_robot_push(output_dir="data/robot_push", base_url=None,
         mode = mode_of(relative)
         if mode is None:
             raise ValueError(f"{archive}: cannot tell the split of {relative!r} (no train/validation/test in its path)")
-        names = first_example(path).features.feature.keys()
+        names = read_first_example(path).features.feature.keys()
         layout = record_layout(names)
         if layout is None:
             raise ValueError(f"{archive}: {relative!r} is neither in EPVA's layout (image_0, ...) nor a Finn push "

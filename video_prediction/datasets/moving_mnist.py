@@ -54,15 +54,6 @@ class MovingMNISTVideoDataset(GreyChannelsMixin, VarLenFeatureVideoDataset):
         )
         return hparams
 
-    def _info(self):
-        """``dataset_info.json`` written next to the splits (read once; {} for records from elsewhere)."""
-        if not hasattr(self, "_info_cache"):
-            path = os.path.join(self.input_dir, "dataset_info.json")
-            self._info_cache = {}
-            if os.path.exists(path):
-                with open(path) as f:
-                    self._info_cache = json.load(f)
-        return self._info_cache
 
     def extra_frame_features(self):
         return {"poses": (self._info().get("num_digits", 2), 2)}
@@ -191,6 +182,20 @@ def generate_videos(pool, num_videos, num_frames, num_digits=2, canvas_size=64, 
 # -- writing the dataset ------------------------------------------------------------------------
 
 
+def already_written(output_dir, info, what):
+    """Whether ``output_dir`` already holds the dataset ``info`` describes (its ``dataset_info.json`` is
+    equal: the run has nothing to do).  A ``dataset_info.json`` of other settings is removed, so that the
+    caller writes the dataset afresh."""
+    info_path = os.path.join(output_dir, "dataset_info.json")
+    if os.path.exists(info_path):
+        with open(info_path) as f:
+            if json.load(f) == json.loads(json.dumps(info)):
+                print(f"{output_dir} already holds this {what} dataset; nothing to do")
+                return True
+        os.remove(info_path)
+    return False
+
+
 def write_moving_mnist(output_dir, num_videos=None, sequence_length=60, num_digits=2, canvas_size=64,
                        mnist_npz=None, examples_per_file=128, progress=True):
     """Generate the train/val/test splits into ``output_dir``; returns the ``dataset_info`` dict.
@@ -210,13 +215,9 @@ def write_moving_mnist(output_dir, num_videos=None, sequence_length=60, num_digi
         seeds=SPLIT_SEEDS, digit_source=source, digit_pool_sizes={k: int(len(v)) for k, v in pools.items()},
         image_encoding="png", poses="digit centres (x, y) normalised by the canvas size, [T, num_digits, 2]",
     )
+    if already_written(output_dir, info, "Moving MNIST"):
+        return info
     info_path = os.path.join(output_dir, "dataset_info.json")
-    if os.path.exists(info_path):
-        with open(info_path) as f:
-            if json.load(f) == json.loads(json.dumps(info)):
-                print(f"{output_dir} already holds this Moving MNIST dataset; nothing to do")
-                return info
-        os.remove(info_path)
     from tqdm import tqdm
 
     os.makedirs(output_dir, exist_ok=True)

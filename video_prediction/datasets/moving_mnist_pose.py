@@ -20,8 +20,8 @@ import numpy as np
 
 from video_prediction.datasets.base import varlen_example, write_tfrecord_shards
 from video_prediction.datasets.grey_channels import GreyChannelsMixin
-from video_prediction.datasets.moving_mnist import (DIGIT_SIZE, SPLIT_SEEDS, encode_png, load_digit_pools,
-                                                    render_frames, sample_trajectories)
+from video_prediction.datasets.moving_mnist import (DIGIT_SIZE, SPLIT_SEEDS, already_written, encode_png,
+                                                    load_digit_pools, render_frames, sample_trajectories)
 from video_prediction.datasets.pose import PoseVideoDataset, pose_record_features
 
 GENERATOR_VERSION = 1
@@ -111,13 +111,9 @@ def write_moving_mnist_pose(output_dir, num_videos=None, sequence_length=60, num
         poses="per digit: centre and the 4 corners of its 28x28 box, (x, y) in frame pixels, [T, 5 * num_digits, 2]",
     )
     info = dict(settings, num_examples=num_videos)
+    if already_written(output_dir, info, "moving_mnist_pose"):
+        return info
     info_path = os.path.join(output_dir, "dataset_info.json")
-    if os.path.exists(info_path):
-        with open(info_path) as f:
-            if json.load(f) == json.loads(json.dumps(info)):
-                print(f"{output_dir} already holds this moving_mnist_pose dataset; nothing to do")
-                return info
-        os.remove(info_path)
     from tqdm import tqdm
 
     os.makedirs(output_dir, exist_ok=True)

@@ -32,7 +32,6 @@ Each dataset class names its skeleton: ``joint_names`` (K names), ``limbs``
 """
 
 import io
-import json
 import os
 
 import numpy as np
@@ -81,15 +80,6 @@ class PoseVideoDataset(VarLenFeatureVideoDataset):
     def num_heatmap_channels(self):
         return pose_rendering.num_heatmap_channels(self.heatmap_scheme, self.num_joints, self.limbs)
 
-    def _info(self):
-        """``dataset_info.json`` of the output directory ({} if absent)."""
-        if not hasattr(self, "_info_cache"):
-            path = os.path.join(self.input_dir, "dataset_info.json")
-            self._info_cache = {}
-            if os.path.exists(path):
-                with open(path) as f:
-                    self._info_cache = json.load(f)
-        return self._info_cache
 
     def num_examples_per_epoch(self):
         counts = self._info().get("num_examples", {})

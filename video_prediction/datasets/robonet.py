@@ -95,14 +95,6 @@ class RoboNetVideoDataset(VarLenFeatureVideoDataset):
         )
         return hparams
 
-    def _info(self):
-        if not hasattr(self, "_info_cache"):
-            path = os.path.join(self.input_dir, "dataset_info.json")
-            self._info_cache = {}
-            if os.path.exists(path):
-                with open(path) as f:
-                    self._info_cache = json.load(f)
-        return self._info_cache
 
     def _dims(self):
         """(state_dim, action_dim) shared by every record; ValueError if the records disagree."""

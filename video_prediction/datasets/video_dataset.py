@@ -35,7 +35,8 @@ def read_first_example(path):
     try:
         first = next(iter(tf.data.TFRecordDataset(path, compression_type=compression_of(path))), None)
     except tf.errors.OpError as e:
-        raise ValueError(f"corrupt TFRecord file {path}: the first record cannot be read ({e.message})") from None
+        raise ValueError(f"corrupt TFRecord file {path}: the first record cannot be read "
+                         f"({e.message.strip().splitlines()[0]})") from None
     if first is None:
         raise ValueError(f"TFRecord file {path} holds no records")
     try:

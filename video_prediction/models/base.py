@@ -138,6 +138,22 @@ def _repeat_batch(value, times):
     return tf.repeat(value, times, axis=0) if times > 1 else value
 
 
+class LatentModeMixin:
+    """``latent_mode``: ``"sample"`` (default) or ``"mean"`` (``--latent_mode``): at inference the latents are
+    the posterior's / prior's means (zeros for a fixed N(0, I) prior) instead of samples; training always
+    samples.  The model's forward pass reads ``self.latent_mode``."""
+
+    @property
+    def latent_mode(self):
+        return getattr(self, "_latent_mode", "sample")
+
+    @latent_mode.setter
+    def latent_mode(self, value):
+        if value not in ("sample", "mean"):
+            raise ValueError(f"latent_mode must be 'sample' or 'mean', got {value!r}")
+        self._latent_mode = value
+
+
 class VideoPredictionModel(BaseVideoPredictionModel):
     """A trainable model: Adam with the original's schedule and reconstruction losses.
 

@@ -28,7 +28,7 @@ from video_prediction.layers.normalization import make_norm_layer
 from video_prediction.layers.resampling import Conv2D, kernel_initializer, make_downsample_layer, make_upsample_layer
 from video_prediction.layers.spectral_norm import SNConv, SNDense
 from video_prediction.layers.transformations import apply_flows, apply_kernels, identity_kernel, normalize_kernels
-from video_prediction.models.base import SAVPFamilyModel, num_replicas, swap_batch_time, unroll_remaining_steps
+from video_prediction.models.base import LatentModeMixin, SAVPFamilyModel, num_replicas, swap_batch_time, unroll_remaining_steps
 from video_prediction.training.schedules import ground_truth_sampling_probability
 
 # Keys of old model_hparams.json files that the original dropped silently (specs/savp.md §3.3).
@@ -579,7 +579,7 @@ def _random_clips(videos, clip_length):
 # ------------------------------------------------------------------------------------------------
 
 
-class SAVPVideoPredictionModel(SAVPFamilyModel):
+class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
     """SAVP and its ablations (``ours_savp``, ``ours_gan``, ``ours_vae_*``, ``ours_deterministic_*``).
 
     ``call(batch, training)`` returns, batch-major:
@@ -784,17 +784,6 @@ class SAVPVideoPredictionModel(SAVPFamilyModel):
         outputs["ground_truth_sampling_mean"] = tf.reduce_sum(sampled) / tf.cast(num_sampled, tf.float32)
         return outputs
 
-    @property
-    def latent_mode(self):
-        """``"sample"`` (default) or ``"mean"``: at inference, latents are the posterior's / prior's means
-        (zeros for the fixed N(0, I) prior) instead of samples (``--latent_mode``); training always samples."""
-        return getattr(self, "_latent_mode", "sample")
-
-    @latent_mode.setter
-    def latent_mode(self, value):
-        if value not in ("sample", "mean"):
-            raise ValueError(f"latent_mode must be 'sample' or 'mean', got {value!r}")
-        self._latent_mode = value
 
     def _forward(self, batch, training=False, posterior_path=True, mean_latents=False):
         """Both generator passes (posterior, prior); ``posterior_path=False`` skips the first (generation).

@@ -25,6 +25,7 @@ import keras
 import tensorflow as tf
 
 from video_prediction.layers.normalization import LayerNormalization
+from video_prediction.models.base import LatentModeMixin
 from video_prediction.models.conv_lstm_cdna import ConvLSTMCDNAModel, TowerSpec, conv2d, state_action_dims
 from video_prediction.models.savp import DEPRECATED_HPARAMS
 
@@ -82,7 +83,7 @@ class LatentTower(keras.layers.Layer):
         return mean, log_sigma_sq
 
 
-class SV2PVideoPredictionModel(ConvLSTMCDNAModel):
+class SV2PVideoPredictionModel(LatentModeMixin, ConvLSTMCDNAModel):
     """SV2P time-invariant (``multi_latent=False``) or time-variant (``True``); deterministic with
     ``stochastic_model=False``.
 
@@ -151,17 +152,6 @@ class SV2PVideoPredictionModel(ConvLSTMCDNAModel):
         initial_state = states[0] if states is not None else tf.zeros(tf.stack([batch_size, self.cell.state_dim]))
         return actions, initial_state
 
-    @property
-    def latent_mode(self):
-        """``"sample"`` (default) or ``"mean"``: at inference the prior's latents are its mean (zeros:
-        the prior is a fixed N(0, I)) instead of samples (``--latent_mode``); training always samples."""
-        return getattr(self, "_latent_mode", "sample")
-
-    @latent_mode.setter
-    def latent_mode(self, value):
-        if value not in ("sample", "mean"):
-            raise ValueError(f"latent_mode must be 'sample' or 'mean', got {value!r}")
-        self._latent_mode = value
 
     def _forward(self, batch, training=False, posterior_path=True, mean_latents=False):
         """Prior path, then (``posterior_path``) the posterior path of the original's training graph.
