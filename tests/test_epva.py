@@ -438,3 +438,25 @@ def test_recipe_files_resolve(recipe):
                                      hparams={k: lengths[k] for k in ("context_frames", "sequence_length")})
     assert model.hparams.model_mode in recipe or recipe.endswith(("epva_single_gpu", "epva_quickstart"))
     assert model.hparams.epv_pretrain_ckpt in ("", "pretrained_models/human36m/epva")
+
+
+def test_latent_mode_mean_takes_the_predictor_noise_at_its_mean():
+    """--latent_mode mean: the noise input is 0 (only noise_dense's bias remains): identical samples, equal to a
+    rollout whose noise is zeroed by hand; switching back samples again."""
+    from video_prediction.cli import apply_latent_mode
+
+    model = EPVAVideoPredictionModel(hparams=dict(context_frames=2, sequence_length=4, enc_size=8, pred_noise_std=1.0))
+    rng = np.random.default_rng(1)
+    batch = {"images": rng.uniform(size=(2, 4, 32, 32, 1)).astype(np.float32)}
+    model.build_from_batch(batch)
+    spread = lambda samples: float(np.abs(np.asarray(samples) - np.asarray(samples)[:, :1]).max())
+    assert spread(model.generate(batch, num_samples=3)) > 1e-3
+    apply_latent_mode(model, "mean")
+    mean = np.asarray(model.generate(batch, num_samples=3))
+    assert spread(mean) < 5e-5  # float reordering between the tiled copies only (measured 4e-6)
+    model.predictor.noise_at_mean = True  # the same rollout eagerly, noise zeroed by hand
+    expected = model._generated_frames(model.rollout_inputs(batch, 2)).numpy()
+    model.predictor.noise_at_mean = False
+    np.testing.assert_allclose(mean[:, 0], expected[:, 1:3], atol=1e-5)
+    apply_latent_mode(model, "sample")
+    assert spread(model.generate(batch, num_samples=3)) > 1e-3

@@ -108,3 +108,22 @@ def test_action_conditioning_and_errors(first_stage_dir, model):
     assert np.abs(cond(batch)["logits"].numpy() - cond(changed)["logits"].numpy()).max() > 1e-3
     with pytest.raises(ValueError, match="max_frames"):
         model.generate({"images": _clips(5)}, horizon=5)
+
+
+def test_latent_mode_mean_decodes_the_most_likely_tokens(model):
+    """--latent_mode mean: the arg-max token at every step (= temperature 0), identical over samples; sample
+    mode (temperature 1 in these hparams) keeps drawing different futures."""
+    from video_prediction.cli import apply_latent_mode
+
+    batch = {"images": _clips(4)}
+    apply_latent_mode(model, "mean")
+    try:
+        frames = model.generate(batch, num_samples=2, horizon=1).numpy()
+        np.testing.assert_allclose(frames[:, 0], frames[:, 1])
+        greedy = model.sample_tokens(batch, 2, 1, greedy=True)
+        expected = model.decode_tokens(greedy, 1).numpy()
+        np.testing.assert_allclose(frames[:, 0], expected, atol=1e-5)
+    finally:
+        apply_latent_mode(model, "sample")
+    a, b = model.sample_tokens(batch, 2, 1).numpy(), model.sample_tokens(batch, 2, 1).numpy()
+    assert (a != b).any()

@@ -45,7 +45,7 @@ from video_prediction.layers.normalization import LayerNormalization
 from video_prediction.layers.peephole_lstm import (PeepholeLSTMCell, ResidualPeepholeLSTMStack, tf1_auto_name,
                                                    track_as_attributes)
 from video_prediction.layers.vgg import VGG16Trunk
-from video_prediction.models.base import VideoPredictionModel, num_replicas
+from video_prediction.models.base import LatentModeMixin, VideoPredictionModel, num_replicas
 
 MODEL_MODES = ("e2e", "epva", "epva_gan", "individual", "e2epose_oneop", "e2epose_sepop")
 #: slim's VGG RGB means for inputs on a 0-255 scale (the original multiplies [0, 1] frames by 256, §3.1).
@@ -168,6 +168,8 @@ class EPVAPredictor(keras.layers.Layer):
         self.pred_noise_std = float(pred_noise_std)
         self.lstm_state_noise_stddev = float(lstm_state_noise_stddev)
         self.use_l2norm = use_l2norm
+        # Trace-time switch of the model's "mean" latent mode: the noise at its mean (zero) instead of samples.
+        self.noise_at_mean = False
         self.dense = keras.layers.Dense(self.size, kernel_initializer=_trunc(1e-2), name="dense")
         self.noise_dense = None
         if self.pred_noise_std > 0:
@@ -179,8 +181,10 @@ class EPVAPredictor(keras.layers.Layer):
     def step(self, enc, action, states=None):
         pre = self.dense(tf.concat([enc, action], axis=1))
         if self.noise_dense is not None:
-            # Fresh noise every call, also at test time (spec §3.2 step 2).
-            noise = tf.random.normal(tf.stack([tf.shape(enc)[0], PRED_NOISE_SIZE]), stddev=self.pred_noise_std)
+            # Fresh noise every call, also at test time (spec §3.2 step 2); its mean (zero, so only
+            # noise_dense's bias) in the "mean" latent mode.
+            shape = tf.stack([tf.shape(enc)[0], PRED_NOISE_SIZE])
+            noise = tf.zeros(shape) if self.noise_at_mean else tf.random.normal(shape, stddev=self.pred_noise_std)
             pre = pre + self.noise_dense(noise)
         pre = tf.nn.relu(pre)
         if states is None:
@@ -191,7 +195,7 @@ class EPVAPredictor(keras.layers.Layer):
         pred = self.out_dense(h)
         if self.use_l2norm:
             pred = tf.math.l2_normalize(pred, axis=1)
-        if self.lstm_state_noise_stddev > 0:
+        if self.lstm_state_noise_stddev > 0 and not self.noise_at_mean:
             # Relative truncated-normal noise on every state (spec §3.2 step 8); 0 (default) is a no-op.
             noisy = []
             for state in states:
@@ -492,7 +496,7 @@ def clip_per_tensor(gradients, clip_norm):
 # ------------------------------------------------------------------------------------------------
 
 
-class EPVAVideoPredictionModel(VideoPredictionModel):
+class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
     """EPVA family model; ``model_mode`` picks the training objective (spec §4.2).
 
     ``call(batch, training)`` returns batch-major:
@@ -729,8 +733,26 @@ class EPVAVideoPredictionModel(VideoPredictionModel):
     def call(self, batch, training=False):
         return self._forward(batch, training=training)
 
-    @tf.function(reduce_retracing=True)
     def _generate_fn(self, inputs):
+        # One traced function per latent mode, so that switching modes never reuses the other's trace.
+        if self.latent_mode == "mean":
+            return self._generate_mean_fn(inputs)
+        return self._generate_sample_fn(inputs)
+
+    @tf.function(reduce_retracing=True)
+    def _generate_sample_fn(self, inputs):
+        return self._generated_frames(inputs)
+
+    @tf.function(reduce_retracing=True)
+    def _generate_mean_fn(self, inputs):
+        # Traced with the predictor noise at its mean: this function's graph holds no noise op.
+        self.predictor.noise_at_mean = True
+        try:
+            return self._generated_frames(inputs)
+        finally:
+            self.predictor.noise_at_mean = False
+
+    def _generated_frames(self, inputs):
         # The VAN's output is unbounded (not clipped in the original, also not in ``call``, whose
         # outputs the losses use); generated videos are clipped to the toolkit's [0, 1] contract.
         images = self._forward(inputs, training=False, with_reconstructions=False)["gen_images"]

@@ -28,10 +28,10 @@ import numpy as np
 import tensorflow as tf
 
 from video_prediction.layers.token_transformer import CausalTransformer, sample_logits
-from video_prediction.models.base import BaseVideoPredictionModel, VideoPredictionModel, num_replicas
+from video_prediction.models.base import BaseVideoPredictionModel, LatentModeMixin, VideoPredictionModel, num_replicas
 
 
-class VQVAETransformerVideoPredictionModel(VideoPredictionModel):
+class VQVAETransformerVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
     """Stage 2 over a frozen ``vqvae`` (``--model vqvae_transformer``); see the module docstring."""
 
     stochastic = True
@@ -211,13 +211,14 @@ class VQVAETransformerVideoPredictionModel(VideoPredictionModel):
 
     # -- sampling -----------------------------------------------------------------------------------
 
-    def sample_tokens(self, batch, context, horizon):
+    def sample_tokens(self, batch, context, horizon, greedy=False):
         """Sample the tokens of ``horizon`` frames after ``context`` frames: ``[B, horizon * h * w]``.
 
         One prefill pass over the context tokens, then one cached single-token step per
-        generated token (a ``tf.while_loop``).
+        generated token (a ``tf.while_loop``).  ``greedy`` takes the arg-max token (temperature 0).
         """
         hp = self.hparams
+        temperature = 0.0 if greedy else hp.temperature
         p = self.tokens_per_frame
         images = tf.convert_to_tensor(batch["images"])[:, :context]
         context_tokens = self.encode_tokens(images)
@@ -226,7 +227,7 @@ class VQVAETransformerVideoPredictionModel(VideoPredictionModel):
         generated = tf.TensorArray(tf.int32, size=horizon * p)
 
         def body(position, logits, caches, generated):
-            token = sample_logits(logits, hp.temperature, hp.top_k)
+            token = sample_logits(logits, temperature, hp.top_k)
             generated = generated.write(position - start, token)
             x = self.embed(token[:, None], position, batch)
             logits, caches = self.transformer.step(x, caches, position)
@@ -234,7 +235,7 @@ class VQVAETransformerVideoPredictionModel(VideoPredictionModel):
 
         position, logits, caches, generated = tf.while_loop(
             lambda position, *_: position < total - 1, body, (tf.constant(start), logits, caches, generated))
-        generated = generated.write(total - 1 - start, sample_logits(logits, hp.temperature, hp.top_k))
+        generated = generated.write(total - 1 - start, sample_logits(logits, temperature, hp.top_k))
         return tf.transpose(generated.stack())
 
     def generate(self, batch, num_samples=1, horizon=None):
@@ -251,11 +252,12 @@ class VQVAETransformerVideoPredictionModel(VideoPredictionModel):
             if key in batch:
                 inputs[key] = batch[key]
         inputs = {k: tf.repeat(tf.convert_to_tensor(v), num_samples, axis=0) for k, v in inputs.items()}
-        frames = self._generate_fn(inputs, context, horizon)
+        # latent_mode "mean": the most likely token at every step (a Python bool: one trace per mode)
+        frames = self._generate_fn(inputs, context, horizon, self.latent_mode == "mean")
         shape = tf.shape(frames)
         return tf.reshape(frames, tf.concat([[-1, num_samples], shape[1:]], 0))
 
     @tf.function(reduce_retracing=True)
-    def _generate_fn(self, inputs, context, horizon):
-        tokens = self.sample_tokens(inputs, context, horizon)
+    def _generate_fn(self, inputs, context, horizon, greedy=False):
+        tokens = self.sample_tokens(inputs, context, horizon, greedy)
         return self.decode_tokens(tokens, horizon)
