@@ -141,7 +141,8 @@ def _repeat_batch(value, times):
 class LatentModeMixin:
     """``latent_mode``: ``"sample"`` (default) or ``"mean"`` (``--latent_mode``): at inference the latents are
     the posterior's / prior's means (zeros for a fixed N(0, I) prior) instead of samples; training always
-    samples.  The model's forward pass reads ``self.latent_mode``."""
+    samples.  A family using ``generate``'s default path defines ``_generate_mean_fn`` and
+    ``_generate_sample_fn`` (each a ``tf.function``)."""
 
     @property
     def latent_mode(self):
@@ -152,6 +153,13 @@ class LatentModeMixin:
         if value not in ("sample", "mean"):
             raise ValueError(f"latent_mode must be 'sample' or 'mean', got {value!r}")
         self._latent_mode = value
+
+    def _generate_fn(self, inputs):
+        # One traced function per latent mode (the family's ``_generate_mean_fn`` / ``_generate_sample_fn``),
+        # so that switching modes never reuses the other's trace.
+        if self.latent_mode == "mean":
+            return self._generate_mean_fn(inputs)
+        return self._generate_sample_fn(inputs)
 
 
 class VideoPredictionModel(BaseVideoPredictionModel):

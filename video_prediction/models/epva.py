@@ -733,12 +733,6 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
     def call(self, batch, training=False):
         return self._forward(batch, training=training)
 
-    def _generate_fn(self, inputs):
-        # One traced function per latent mode, so that switching modes never reuses the other's trace.
-        if self.latent_mode == "mean":
-            return self._generate_mean_fn(inputs)
-        return self._generate_sample_fn(inputs)
-
     @tf.function(reduce_retracing=True)
     def _generate_sample_fn(self, inputs):
         return self._generated_frames(inputs)

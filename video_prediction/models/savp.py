@@ -831,12 +831,6 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
     def call(self, batch, training=False):
         return self._forward(batch, training=training)
 
-    def _generate_fn(self, inputs):
-        # One traced function per latent mode, so that switching modes never reuses the other's trace.
-        if self.latent_mode == "mean":
-            return self._generate_mean_fn(inputs)
-        return self._generate_sample_fn(inputs)
-
     @tf.function(reduce_retracing=True)  # the while-loop unroll accepts any horizon and batch
     def _generate_sample_fn(self, inputs):
         # Prior path only: the posterior pass is not needed to sample.

@@ -190,12 +190,6 @@ class SV2PVideoPredictionModel(LatentModeMixin, ConvLSTMCDNAModel):
     def call(self, batch, training=False):
         return self._forward(batch, training=training)
 
-    def _generate_fn(self, inputs):
-        # One traced function per latent mode, so that switching modes never reuses the other's trace.
-        if self.latent_mode == "mean":
-            return self._generate_mean_fn(inputs)
-        return self._generate_sample_fn(inputs)
-
     @tf.function(reduce_retracing=True)
     def _generate_sample_fn(self, inputs):
         # Prior path only (the latent tower needs the whole ground-truth video).
