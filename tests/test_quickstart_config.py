@@ -24,8 +24,24 @@ def test_quickstart_hparams_build_a_deterministic_dna_savp():
     assert model({"images": images})["gen_images"].shape == (1, 9, 32, 32, 1)
 
 
-def test_quickstart_script_compares_with_repeat_and_both_blanks():
-    script = open(os.path.join(ROOT, "scripts", "quickstart.sh")).read()
+def test_every_quickstart_script_compares_with_repeat_and_both_blanks():
+    common = open(os.path.join(ROOT, "scripts", "quickstarts", "common.sh")).read()
     for needed in ("--model repeat", "--model blank ", "--model blank --model_hparams fill=zeros",
-                   "summarize_results.py --compact --subject", "--num_digits 1"):
-        assert needed in script, needed
+                   "summarize_results.py --compact --subject"):
+        assert needed in common, needed
+    families = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "scripts", "quickstarts"))
+                      if f.endswith(".sh") and f != "common.sh")
+    assert "savp" in families
+    for family in families:
+        script = open(os.path.join(ROOT, "scripts", "quickstarts", family + ".sh")).read()
+        for needed in ("evaluate_baselines ", "print_quickstart_table "):
+            assert needed in script, (family, needed)
+    assert "--num_digits 1" in open(os.path.join(ROOT, "scripts", "quickstarts", "savp.sh")).read()
+
+
+def test_quickstart_sh_names_the_known_families_for_an_unknown_one():
+    import subprocess
+    result = subprocess.run(["bash", os.path.join(ROOT, "scripts", "quickstart.sh"), "no_such_family"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "no quickstart named 'no_such_family'" in result.stderr and "savp" in result.stderr
