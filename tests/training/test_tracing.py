@@ -98,10 +98,27 @@ def test_second_epoch_triggers_no_new_trace(case, records, tmp_path, monkeypatch
 
 def one_step(model, batch, jit_compile):
     model.make_optimizers(jit_compile=jit_compile)
+    # Keras quietly compiles without XLA when it thinks the model cannot take it (e.g. under op
+    # determinism, which train(deterministic=True) used to leave enabled for the rest of the process).
+    assert model.jit_compile is jit_compile
     model.build_optimizers()
     model.make_train_function()
     logs = model.train_function(iter(tf.data.Dataset.from_tensors(batch).repeat()))
     return {k: float(v) for k, v in logs.items()}
+
+
+def test_a_deterministic_run_leaves_op_determinism_as_it_was(records, tmp_path):
+    from tensorflow.python.framework import config as tf_config
+
+    assert not tf_config.is_op_determinism_enabled()
+    train(records, "moving_mnist", "savp", str(tmp_path / "run"), dataset_hparams=CASES["savp"][4],
+          model_hparams_dict=tiny_hparams(tmp_path, "savp"), max_steps=1, seed=1, deterministic=True,
+          verbose=0, strategy_name="one_device")
+    assert not tf_config.is_op_determinism_enabled()
+    with pytest.raises(Exception, match="--jit_compile and --deterministic cannot be combined"):
+        train(records, "moving_mnist", "savp", str(tmp_path / "run2"), dataset_hparams=CASES["savp"][4],
+              model_hparams_dict=tiny_hparams(tmp_path, "savp"), max_steps=1, seed=1, deterministic=True,
+              jit_compile=True, verbose=0, strategy_name="one_device")
 
 
 def test_jit_compile_gives_the_same_train_step(records, tmp_path):

@@ -6,6 +6,7 @@ and the input position; resume after any interruption; non-finite losses and
 corrupt records reported or skipped; SIGTERM/SIGINT handled after a step.
 """
 
+import functools
 import os
 
 import keras
@@ -29,6 +30,24 @@ from video_prediction.training.run_directory import (RunError, check_checkpoint_
 from video_prediction.training.strategy import make_barrier, make_strategy, worker_info
 
 
+def _restores_op_determinism(function):
+    """Op determinism for one run only: enabling it is process-wide and makes Keras quietly drop
+    ``jit_compile`` for every later model, so a caller that trains in-process (tests, notebooks) gets the
+    previous state back when the run returns."""
+    from tensorflow.python.framework import config as tf_config
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        was_enabled = tf_config.is_op_determinism_enabled()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            if not was_enabled:
+                tf_config.disable_op_determinism()
+    return wrapper
+
+
+@_restores_op_determinism
 def train(input_dir, dataset_name, model_name, output_dir, dataset_hparams_dict=None, dataset_hparams=None,
           model_hparams_dict=None, model_hparams=None, checkpoint=None, val_input_dir=None, max_steps=None,
           summary_freq=1000, image_summary_freq=5000, save_freq=5000, keep_checkpoints=2, seed=None,
@@ -89,6 +108,10 @@ def train(input_dir, dataset_name, model_name, output_dir, dataset_hparams_dict=
         # Drawn once and recorded in options.json, so that a resumed run continues the same random streams.
         seed = int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1))
     if deterministic:
+        if jit_compile:
+            # Keras turns XLA off under op determinism (not every XLA kernel is deterministic) and goes on.
+            raise RunError("--jit_compile and --deterministic cannot be combined: XLA has no deterministic "
+                           "kernels for every op, so Keras would silently train without XLA")
         tf.config.experimental.enable_op_determinism()
     keras.utils.set_random_seed(seed)
 
