@@ -24,3 +24,21 @@ def i3d_weights():
     from video_prediction.metrics.fetch_weights import fetch_weights
 
     return fetch_weights(keys=["i3d"], log=lambda message: None)
+
+
+@pytest.fixture(scope="module")
+def h36m_archives(tmp_path_factory):
+    """(archive directory, unpacked sources) of a small Human3.6M in the original raw formats (human36m_raw.py)."""
+    from human36m_raw import write_archives
+
+    work, archive_dir = tmp_path_factory.mktemp("h36m_src"), tmp_path_factory.mktemp("h36m_archives")
+    write_archives(work, archive_dir)
+    return archive_dir, work
+
+
+@pytest.fixture(scope="module")
+def h36m_dir(h36m_archives, tmp_path_factory):
+    """The human36m records of ``h36m_archives`` (64x64, subjects S1, S9, S11)."""
+    from human36m_raw import preprocess
+
+    return preprocess(h36m_archives[0], tmp_path_factory.mktemp("h36m") / "human36m")

@@ -227,9 +227,6 @@ def test_robot_data_archive_download(tmp_path):
             download_and_prepare_robot_push(str(broken), base_url=server.url, progress=False)
 
 
-from test_human36m import archives, h36m_dir  # noqa: E402,F401  (pose_data's human36m fixture records)
-
-
 def test_convert_human36m_records(h36m_dir, tmp_path):
     """human36m (50 fps, 64x64 crops) -> EPVA human records at 12.5 fps (fskip 4), read by epva_human36m."""
     out = tmp_path / "epva_h36m"

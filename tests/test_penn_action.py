@@ -17,6 +17,7 @@ import tensorflow as tf
 from PIL import Image
 
 from local_http_server import FileServer
+from pose_records import read_records
 from video_prediction.datasets import get_dataset_class
 from video_prediction.datasets.penn_action import convert_video, person_crop, prepare_penn_action, read_labels
 from video_prediction.datasets.pose import encoder, resize_frames
@@ -85,15 +86,6 @@ def penn_dir(source, tmp_path_factory):
                             "--image_size", str(SIZE), "--image_format", "png", "--no_progress"]) == 0
         requests = list(server.requests)
     return output, requests
-
-
-def read_records(split_dir):
-    examples = {}
-    for path in sorted(glob.glob(os.path.join(split_dir, "*.tfrecord"))):
-        for record in tf.data.TFRecordDataset(path):
-            example = tf.train.Example.FromString(record.numpy()).features.feature
-            examples[example["video_id"].bytes_list.value[0].decode()] = example
-    return examples
 
 
 def test_download_resumes_and_splits_follow_the_train_flag(penn_dir):
