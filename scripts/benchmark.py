@@ -38,6 +38,10 @@ flags.DEFINE_bool("evaluation", True, "also measure evaluation throughput (PSNR/
 flags.DEFINE_string("reference_command", None, "external train-step timer to compare the first variant with")
 flags.DEFINE_integer("reference_rounds", 3, "interleaved rounds of the reference comparison")
 flags.DEFINE_integer("reference_steps", 3, "steps per turn in the reference (and jit) comparison")
+flags.DEFINE_float("min_cpu_share", None, "interleaved comparisons: a turn in which a side's process got fewer "
+                   "cores than this (CPU seconds / wall seconds) is not clean: it is repeated and left out of the "
+                   "medians (default 0.9 x --intra_op_threads; 0 keeps every turn)")
+flags.DEFINE_integer("max_turn_repeats", 3, "how often a turn that was not clean is run again")
 flags.DEFINE_integer("jit_rounds", 0, "interleaved rounds of jit vs no-jit train steps for the first variant")
 flags.DEFINE_integer("seed", 7, "seed")
 flags.DEFINE_string("output", "benchmark.json", "JSON report")
@@ -64,7 +68,8 @@ def main(argv):
         generate_calls=FLAGS.generate_calls, profile_steps=FLAGS.profile_steps, evaluation=FLAGS.evaluation,
         reference_command=FLAGS.reference_command, reference_rounds=FLAGS.reference_rounds,
         reference_steps=FLAGS.reference_steps, measure=FLAGS.measure, jit_rounds=FLAGS.jit_rounds,
-        output=FLAGS.output, command=" ".join(sys.argv))
+        output=FLAGS.output, command=" ".join(sys.argv), min_cpu_share=FLAGS.min_cpu_share,
+        max_turn_repeats=FLAGS.max_turn_repeats)
     print(benchmark.format_report(payload))
     print(f"wrote {FLAGS.output}")
 

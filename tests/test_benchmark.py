@@ -126,12 +126,15 @@ def test_reference_comparison_alternates_turns(tiny_setup):
     script = root / "fake_reference.py"
     script.write_text(FAKE_REFERENCE)
     result = benchmark.compare_with_reference(variant, settings, f"{sys.executable} {script}", rounds=2,
-                                              steps_per_round=2, worker=worker, log=lambda *_: None)
+                                              steps_per_round=2, worker=worker, log=lambda *_: None,
+                                              min_cpu_share=0.0)  # the fake reference sleeps: no clean turn
     assert [turn["who"] for turn in result["turns"]] == ["ours", "reference", "reference", "ours"]
     assert all(len(turn["times"]) == 2 and len(turn["loadavg"]) == 3 for turn in result["turns"])
     assert result["reference"]["n"] == 4 and result["reference"]["min"] >= 0.05
     assert result["ratio"] == pytest.approx(result["ours"]["median"] / result["reference"]["median"])
     assert result["reference_info"]["params"] == 1 and result["pipeline_examples_per_second"] > 0
+    # each side's CPU share is measured per turn (the fake reference sleeps: ~0 cores)
+    assert all("cpu_share" in turn for turn in result["turns"]) and result["reference"]["cpu_share"] < 0.5
 
 
 def test_interleave_alternates_who_starts():
@@ -140,6 +143,34 @@ def test_interleave_alternates_who_starts():
     turns = benchmark.interleave(runners, rounds=3, steps_per_round=2, log=lambda *_: None)
     assert calls == ["a", "b", "b", "a", "a", "b"] and [t["round"] for t in turns] == [0, 0, 1, 1, 2, 2]
     assert all(t["times"] == [0.01, 0.01] and len(t["loadavg_after"]) == 3 for t in turns)
+
+
+def test_turns_with_too_little_cpu_are_flagged_repeated_and_left_out(monkeypatch):
+    from video_prediction.benchmark import processes
+
+    # pid 1 never gets CPU (another job holds the cores), pid 2 gets plenty: a fake CPU clock per pid
+    clock = {1: 0.0, 2: 0.0}
+
+    def cpu_seconds(pid):
+        clock[pid] += 0.0 if pid == 1 else 10.0
+        return clock[pid]
+
+    monkeypatch.setattr(processes, "process_cpu_seconds", cpu_seconds)
+    runners = [(name, lambda n: [0.01] * n, pid) for name, pid in (("starved", 1), ("busy", 2))]
+    turns = benchmark.interleave(runners, rounds=2, steps_per_round=1, log=lambda *_: None, min_cpu_share=1.8,
+                                 max_repeats=2)
+    starved = [t for t in turns if t["who"] == "starved"]
+    busy = [t for t in turns if t["who"] == "busy"]
+    assert len(starved) == 2 * 3 and not any(t["clean"] for t in starved)  # each turn tried 1 + 2 times
+    assert [t["attempt"] for t in starved] == [0, 1, 2, 0, 1, 2]
+    assert len(busy) == 2 and all(t["clean"] and t["cpu_share"] > 1.8 for t in busy)
+    summary = processes.side_summary(turns, "starved")
+    assert summary["only_unclean_turns"] and summary["dropped_turns"] == 6 and summary["cpu_share"] == 0.0
+    summary = processes.side_summary(turns, "busy")
+    assert not summary["only_unclean_turns"] and summary["dropped_turns"] == 0 and summary["n"] == 2
+    # without a pid nothing is measured and every turn counts
+    turns = benchmark.interleave([("a", lambda n: [0.01] * n)], 1, 1, log=lambda *_: None, min_cpu_share=1.8)
+    assert turns[0]["clean"] and "cpu_share" not in turns[0]
 
 
 def test_reference_that_exits_early_is_reported():

@@ -7,7 +7,7 @@ import statistics
 import time
 
 from video_prediction.benchmark.processes import (PeakRSS, Worker, configure_threads, interleave, kernel_peak_rss,
-                                                  steps_of, timed_calls)
+                                                  side_summary, steps_of, timed_calls)
 from video_prediction.benchmark.variants import summarize
 
 
@@ -208,12 +208,15 @@ def measure_worker(worker, variant, settings, steps=10, max_seconds=120.0, gener
     return result
 
 
-def compare_jit(variant, settings, rounds=3, steps_per_round=2, log=print):
+def compare_jit(variant, settings, rounds=3, steps_per_round=2, log=print, min_cpu_share=None, max_repeats=3):
     """Train-step times with and without ``jit_compile``, interleaved like :func:`compare_with_reference`.
 
     Returns the turns, per-setting summaries, each setting's first step (tracing /
-    XLA compilation) and ``speedup`` = median without jit / median with jit.
+    XLA compilation) and ``speedup`` = median without jit / median with jit, over clean turns
+    (``min_cpu_share`` as in :func:`~video_prediction.benchmark.reference.compare_with_reference`).
     """
+    if min_cpu_share is None:
+        min_cpu_share = 0.9 * settings.intra_op_threads
     builds = {}
     with contextlib.ExitStack() as stack:
         for jit in (False, True):
@@ -221,11 +224,11 @@ def compare_jit(variant, settings, rounds=3, steps_per_round=2, log=print):
             log(f"jit comparison: building {label} ...")
             builds[jit] = stack.enter_context(Worker(ModelBench, variant, dataclasses.replace(settings, jit_compile=jit),
                                                      label=label))
-        turns = interleave([("no_jit", steps_of(builds[False])), ("jit", steps_of(builds[True]))], rounds,
-                           steps_per_round, log)
+        turns = interleave([(name, steps_of(builds[jit]), builds[jit].process.pid)
+                            for name, jit in (("no_jit", False), ("jit", True))], rounds, steps_per_round, log,
+                           min_cpu_share=min_cpu_share, max_repeats=max_repeats)
         infos = {jit: worker.call("get_info") for jit, worker in builds.items()}
-    summaries = {name: summarize([t for turn in turns if turn["who"] == name for t in turn["times"]])
-                 for name in ("no_jit", "jit")}
+    summaries = {name: side_summary(turns, name) for name in ("no_jit", "jit")}
     return dict(variant=dataclasses.asdict(variant), turns=turns, **summaries,
                 first_step_seconds={"no_jit": infos[False]["first_step_seconds"],
                                     "jit": infos[True]["first_step_seconds"]},

@@ -7,7 +7,7 @@ import threading
 import time
 import traceback
 
-from video_prediction.benchmark.variants import BenchmarkError
+from video_prediction.benchmark.variants import BenchmarkError, summarize
 
 
 class PeakRSS:
@@ -136,17 +136,61 @@ def steps_of(worker):
     return lambda n: worker.call("train", steps=n, max_seconds=1e9, min_steps=n)
 
 
-def interleave(runners, rounds, steps_per_round, log=print):
-    """Take turns: each round runs ``steps_per_round`` steps of every ``(name, run)``, alternating who starts.
+def process_cpu_seconds(pid):
+    """User + system CPU seconds used so far by process ``pid`` (all its threads; psutil)."""
+    import psutil
 
-    Returns one dict per turn with the step times and the load average before and after it.
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
+def interleave(runners, rounds, steps_per_round, log=print, min_cpu_share=0.0, max_repeats=3):
+    """Take turns: each round runs ``steps_per_round`` steps of every runner, alternating who starts.
+
+    A runner is ``(name, run)`` or ``(name, run, pid)``; ``run(n)`` returns n step times.  Returns one
+    dict per turn with the step times and the load average before and after it; with a ``pid``, also the
+    process' CPU seconds over the turn's wall seconds (``cpu_share``: 2.0 = two cores busy all along).
+    A turn whose share is below ``min_cpu_share`` got fewer cores than it asked for (another job held
+    one): it is kept with ``clean: False`` and run again, up to ``max_repeats`` more times, so that
+    comparisons can use clean turns only (:func:`clean_times`).
     """
     turns = []
     for round_index in range(rounds):
         order = runners if round_index % 2 == 0 else runners[::-1]
-        for name, run in order:
-            load = os.getloadavg()
-            times = run(steps_per_round)
-            turns.append(dict(round=round_index, who=name, times=times, loadavg=load, loadavg_after=os.getloadavg()))
-            log(f"  round {round_index} {name}: median {statistics.median(times):.3f} s/step (load {load[0]:.2f})")
+        for name, run, *pid in order:
+            for attempt in range(1 + max(0, int(max_repeats))):
+                turn = _timed_turn(round_index, name, run, pid[0] if pid else None, steps_per_round)
+                turn["clean"] = turn.get("cpu_share", min_cpu_share) >= min_cpu_share
+                turn["attempt"] = attempt
+                turns.append(turn)
+                share = f", {turn['cpu_share']:.2f} cores" if "cpu_share" in turn else ""
+                flag = "" if turn["clean"] else f" -- below {min_cpu_share:.2f} cores: not clean"
+                log(f"  round {round_index} {name}: median {statistics.median(turn['times']):.3f} s/step "
+                    f"(load {turn['loadavg'][0]:.2f}{share}){flag}")
+                if turn["clean"]:
+                    break
     return turns
+
+
+def _timed_turn(round_index, name, run, pid, steps):
+    load, cpu_before, start = os.getloadavg(), process_cpu_seconds(pid) if pid else None, time.perf_counter()
+    times = run(steps)
+    turn = dict(round=round_index, who=name, times=times, loadavg=load, loadavg_after=os.getloadavg(),
+                wall_seconds=time.perf_counter() - start)
+    if pid:
+        turn["cpu_seconds"] = process_cpu_seconds(pid) - cpu_before
+        turn["cpu_share"] = turn["cpu_seconds"] / turn["wall_seconds"]
+    return turn
+
+
+def side_summary(turns, who):
+    """:func:`summarize` of ``who``'s step times over its clean turns only, with ``dropped_turns`` (not
+    clean), ``cpu_share`` (median over its clean turns, when measured) and ``only_unclean_turns`` (no
+    clean turn at all: the figures are then from every turn and must not be reported as clean)."""
+    mine = [turn for turn in turns if turn["who"] == who]
+    clean = [turn for turn in mine if turn.get("clean", True)]
+    summary = summarize([t for turn in clean or mine for t in turn["times"]])
+    shares = [turn["cpu_share"] for turn in clean or mine if "cpu_share" in turn]
+    summary.update(dropped_turns=len(mine) - len(clean), only_unclean_turns=not clean,
+                   cpu_share=statistics.median(shares) if shares else None)
+    return summary

@@ -108,11 +108,14 @@ def format_evaluation(evaluation):
 
 def run_benchmark(variants, settings, jit_values=(False, True), steps=10, max_seconds=120.0, generate_calls=5,
                   profile_steps=0, evaluation=True, reference_command=None, reference_rounds=3, reference_steps=3,
-                  measure=True, jit_rounds=0, output=None, command=None, log=print):
+                  measure=True, jit_rounds=0, output=None, command=None, log=print, min_cpu_share=None,
+                  max_turn_repeats=3):
     """Measure every variant for every ``jit_values`` entry (plus evaluation and the reference comparison).
 
     Returns the report dict; with ``output`` it is also written (and rewritten
-    after every configuration, so a long run leaves partial results).
+    after every configuration, so a long run leaves partial results).  The interleaved comparisons
+    (jit, reference) keep clean turns only: ``min_cpu_share`` / ``max_turn_repeats`` as in
+    :func:`~video_prediction.benchmark.reference.compare_with_reference`.
     """
     payload = dict(machine=machine_info(), command=command, settings=dataclasses.asdict(settings), results=[])
     for variant in variants if measure else ():
@@ -129,7 +132,8 @@ def run_benchmark(variants, settings, jit_values=(False, True), steps=10, max_se
                 write_report(output, payload)
     if jit_rounds:
         payload["jit_comparison"] = compare_jit(variants[0], settings, rounds=jit_rounds,
-                                                steps_per_round=reference_steps, log=log)
+                                                steps_per_round=reference_steps, log=log, min_cpu_share=min_cpu_share,
+                                                max_repeats=max_turn_repeats)
         if output:
             write_report(output, payload)
     if evaluation:
@@ -137,7 +141,8 @@ def run_benchmark(variants, settings, jit_values=(False, True), steps=10, max_se
     if reference_command:
         payload["reference"] = compare_with_reference(
             variants[0], dataclasses.replace(settings, jit_compile=jit_values[0]), reference_command,
-            rounds=reference_rounds, steps_per_round=reference_steps, profile_steps=profile_steps, log=log)
+            rounds=reference_rounds, steps_per_round=reference_steps, profile_steps=profile_steps, log=log,
+            min_cpu_share=min_cpu_share, max_repeats=max_turn_repeats)
     payload["machine"]["loadavg_end"] = os.getloadavg()
     if output:
         write_report(output, payload)
@@ -156,12 +161,25 @@ def format_report(payload):
         jit = payload["jit_comparison"]
         parts.append(f"jit_compile (interleaved): {jit['no_jit']['median']:.3f} s/step without, "
                      f"{jit['jit']['median']:.3f} s/step with, speedup {jit['speedup']:.2f}x "
-                     f"(first step {jit['first_step_seconds']['no_jit']:.0f} s / {jit['first_step_seconds']['jit']:.0f} s)")
+                     f"(first step {jit['first_step_seconds']['no_jit']:.0f} s / {jit['first_step_seconds']['jit']:.0f} s)"
+                     + _clean_turns_note(jit, ("no_jit", "jit")))
     if "reference" in payload:
         ref = payload["reference"]
         parts.append(f"reference: ours {ref['ours']['median']:.3f} s/step, reference "
-                     f"{ref['reference']['median']:.3f} s/step, ratio ours/reference {ref['ratio']:.2f}")
+                     f"{ref['reference']['median']:.3f} s/step, ratio ours/reference {ref['ratio']:.2f}"
+                     + _clean_turns_note(ref, ("ours", "reference")))
     return "\n".join(parts)
+
+
+def _clean_turns_note(comparison, sides):
+    """How many turns each side lost for getting too little CPU, and each side's CPU share."""
+    notes = []
+    for side in sides:
+        summary = comparison[side]
+        share = f"{summary['cpu_share']:.2f} cores" if summary.get("cpu_share") is not None else "CPU not measured"
+        notes.append(f"{side}: {share}, {summary.get('dropped_turns', 0)} turn(s) dropped"
+                     + (", NO clean turn: not a clean figure" if summary.get("only_unclean_turns") else ""))
+    return " [" + "; ".join(notes) + "]"
 
 
 def write_report(path, payload):
