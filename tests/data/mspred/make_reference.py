@@ -36,29 +36,21 @@ def numpy_weight(name, shape, seed):
     return rng.normal(mean, 0.02, size=shape).astype(np.float32)
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--original_src", required=True)
-    parser.add_argument("--config", required=True, help="mmnist | kth | synpick, or a JSON path")
-    parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--overrides", default="{}", help="JSON dict merged into the config sections")
-    parser.add_argument("--batch_size", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--numpy_weights", action="store_true",
-                        help="weights from numpy_weight(name, shape, seed) instead of torch's init, so that a "
-                             "test can rebuild them without torch and only inputs/outputs need storing")
-    args = parser.parse_args()
-
+def build_original_model(original_src, config, overrides=None, seed=0):
+    """The official ``SpatioTempHierarch`` model built from its source tree ``original_src`` (its ``src/``)
+    and a config name (mmnist | kth | synpick) or JSON path, with ``overrides`` merged into the config
+    sections, as its trainer builds it (its own weight init, seeded).  Returns ``(model, params)``;
+    ``params["_config_path"]`` is the config file read.  Also used by benchmarks/references/mspred_torch.py."""
     sys.modules.setdefault("git", types.ModuleType("git"))  # lib.logger imports gitpython; unused here
-    sys.path.insert(0, args.original_src)
+    if original_src not in sys.path:
+        sys.path.insert(0, original_src)
     import torch
     import models  # the original's package
 
-    config_path = args.config if args.config.endswith(".json") else os.path.join(
-        args.original_src, "configs", args.config + ".json")
+    config_path = config if config.endswith(".json") else os.path.join(original_src, "configs", config + ".json")
     with open(config_path) as f:
         params = json.load(f)
-    for section, values in json.loads(args.overrides).items():
+    for section, values in (overrides or {}).items():
         for key, value in values.items():
             if isinstance(value, dict):
                 params[section].setdefault(key, {}).update(value)
@@ -72,10 +64,35 @@ def main():
     model_params["img_size"] = img_size
     model_params["HierarchLSTM"]["n_hmap_channels"] = hmap_channels[params["dataset"]["dataset_name"]]
 
-    torch.manual_seed(args.seed)
+    torch.manual_seed(seed)
     model = models.SpatioTempHierarch(model_params=model_params, linear=False,
                                       stochastic=model_params["HierarchLSTM"]["stochastic"])
     model.apply(models.init_weights)
+    params["_config_path"] = config_path
+    return model, params
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--original_src", required=True)
+    parser.add_argument("--config", required=True, help="mmnist | kth | synpick, or a JSON path")
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--overrides", default="{}", help="JSON dict merged into the config sections")
+    parser.add_argument("--batch_size", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--numpy_weights", action="store_true",
+                        help="weights from numpy_weight(name, shape, seed) instead of torch's init, so that a "
+                             "test can rebuild them without torch and only inputs/outputs need storing")
+    args = parser.parse_args()
+
+    model, params = build_original_model(args.original_src, args.config, json.loads(args.overrides), args.seed)
+    import torch
+    import models  # the original's package (on sys.path now)
+
+    config_path = params["_config_path"]
+    del params["_config_path"]
+    model_params = params["model"]
+    img_size = model_params["img_size"]
     if args.numpy_weights:
         with torch.no_grad():
             for name, tensor in model.state_dict().items():
