@@ -173,32 +173,52 @@ def verify_tfrecords(paths):
     return True
 
 
-def find_invalid_records(path, record_check, limit=None):
-    """``[(record index, reason)]`` of every record of ``path`` that ``record_check`` rejects.
+def find_invalid_records(paths, record_check, limits=None):
+    """``{path: [(record index, reason)]}`` of every record of ``paths`` that ``record_check`` rejects.
 
     ``record_check`` maps a serialized record to a tensor and fails (a
     TensorFlow op error) on a record with bad content: a feature of the wrong
     type, a frame of the wrong size, NaN/Inf floats
-    (:meth:`BaseVideoDataset.check_record`).  Only the first ``limit`` records
-    are read (the ones before a broken frame, see :func:`scan_tfrecords`).
-    The check runs in a parallel, order-keeping ``map``: an element that fails
-    does not stop the iterator, so each failure is the next record's.
+    (:meth:`BaseVideoDataset.check_record`).  ``limits`` (path -> count) reads
+    only a file's first records (those before a broken frame, see
+    :func:`scan_tfrecords`).  One parallel, order-keeping ``map`` over all
+    files (the check is traced once): an element that fails does not stop the
+    iterator, so the n-th answer is the n-th record's.
     """
-    records = tf.data.TFRecordDataset(path, compression_type=compression_of(path))
-    if limit is not None:
-        records = records.take(limit)
+    limits = limits or {}
+    counts = []
+    for path in paths:
+        count = limits.get(path)
+        if count is None:
+            count = None if compression_of(path) else _count_framed_records(path)
+        if count is None:  # compressed (or unframed): count what the reader finds
+            count = 0
+            try:
+                for _ in tf.data.TFRecordDataset(path, compression_type=compression_of(path)):
+                    count += 1
+            except tf.errors.OpError:
+                pass
+        counts.append(count)
+    positions = [(path, index) for path, count in zip(paths, counts) for index in range(count)]
+    invalid = {}
+    if not positions:
+        return invalid
+    compression = compression_of(paths[0])
+    files = tf.data.Dataset.from_tensor_slices((list(paths), tf.constant(counts, tf.int64)))
+    records = files.flat_map(lambda path, count: tf.data.TFRecordDataset(path, compression_type=compression)
+                             .take(count))
     iterator = iter(records.map(record_check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
-    invalid, index = [], 0
-    while True:
+    for path, index in positions:
         try:
             next(iterator)
         except StopIteration:
-            return invalid
+            break
         except tf.errors.DataLossError:
-            return invalid  # a broken frame: locate_corrupt_record names it
+            break  # a broken frame: locate_corrupt_record names it
         except tf.errors.OpError as e:
-            invalid.append((index, f"record {index} has bad content ({_first_line(e.message)})"))
-        index += 1
+            invalid.setdefault(path, []).append((index, f"record {index} has bad content "
+                                                        f"({_first_line(e.message)})"))
+    return invalid
 
 
 def _first_line(message):
@@ -222,11 +242,11 @@ def explain_read_error(paths, error, record_check=None):
         if problem is not None:
             return ValueError(f"corrupt TFRecord file {path}: {problem[1]}; rerun with --skip_corrupt_records "
                               "to skip it")
-    if record_check is not None:
+    if record_check is not None and paths:
+        invalid = find_invalid_records(paths, record_check)
         for path in paths:
-            invalid = find_invalid_records(path, record_check)
-            if invalid:
-                return ValueError(f"corrupt TFRecord file {path}: {invalid[0][1]}; rerun with "
+            if path in invalid:
+                return ValueError(f"corrupt TFRecord file {path}: {invalid[path][0][1]}; rerun with "
                                   "--skip_corrupt_records to skip it")
     return None
 
@@ -366,11 +386,10 @@ class BaseVideoDataset(ClipLengthsMixin):
         if not self.skip_corrupt_records:
             return
         order = {path: i for i, path in enumerate(self.filenames)}
-        for path in self.filenames:
-            invalid = find_invalid_records(path, self.check_record, self._record_limits.get(path))
-            if invalid:
-                self._invalid_records[path] = [index for index, _ in invalid]
-                self._corrupt_records.extend(CorruptRecord(path, index, reason, 1) for index, reason in invalid)
+        invalid = find_invalid_records(self.filenames, self.check_record, self._record_limits)
+        for path, records in invalid.items():
+            self._invalid_records[path] = [index for index, _ in records]
+            self._corrupt_records.extend(CorruptRecord(path, index, reason, 1) for index, reason in records)
         self._corrupt_records.sort(key=lambda r: (order.get(r.path, -1), r.index))
 
     @property

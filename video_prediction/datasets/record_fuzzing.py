@@ -502,7 +502,9 @@ def fuzz_datasets(jobs, seed, timeout=120.0, log=print):
                         worker.stop()
                         raise RuntimeError("the fuzzing worker did not start")
                 request = dict(name=name, input_dir=os.path.abspath(input_dir), hparams=hparams, kind=kind,
-                               case=case, seed=seed, work_dir=os.path.join(work_dir, "case"))
+                               case=case, seed=seed,
+                               # named as the input directory: some readers tell datasets apart by it (sv2p)
+                               work_dir=os.path.join(work_dir, "case", os.path.basename(os.path.normpath(input_dir))))
                 result = worker.ask(request, timeout * (3 if case == 0 else 1))
                 if result is None:
                     alive = worker.process.poll() is None
