@@ -225,7 +225,9 @@ def _first_line(message):
     """The first line of a TensorFlow error message without tf.data's wrapping (function node, iterator)."""
     lines = [line.strip() for line in str(message).strip().splitlines() if line.strip()]
     line = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", lines[0] if lines else "unknown error")
-    return re.sub(r"^Error in user-defined function passed to .*? transformation with iterator: \S+: ", "", line)
+    line = re.sub(r"^Error in user-defined function passed to .*? transformation with iterator: \S+: ", "", line)
+    assertion = re.match(r"assertion failed: \[(.*?)\] \[", line)  # an Assert op: keep its message
+    return assertion.group(1).replace("\\'", "'") if assertion else line
 
 
 def explain_read_error(paths, error, record_check=None):
@@ -513,15 +515,14 @@ class BaseVideoDataset(ClipLengthsMixin):
         """
         example = self.parse(serialized)
         checks = list(self.check_parsed(example))
-        checked = {}
-        for name, value in example.items():
-            if value.dtype.is_floating:
-                value = tf.debugging.check_numerics(value, f"feature {name!r} holds NaN or Inf")
-            checked[name] = value
+        # assert ops, not check_numerics: tf.data can save an iterator whose functions hold Assert, not
+        # CheckNumerics (stateful), and training saves the input position in every checkpoint
+        checks += [all_finite(value, f"feature {name!r} holds NaN or Inf")
+                   for name, value in example.items() if value.dtype.is_floating]
         if not checks:
-            return checked
+            return example
         with tf.control_dependencies(checks):
-            return {name: tf.identity(value) for name, value in checked.items()}
+            return {name: tf.identity(value) for name, value in example.items()}
 
     def check_record(self, serialized):
         """Fails (an op error) on a record whose content is bad: :meth:`checked_parse`, and a decode of its
@@ -532,8 +533,8 @@ class BaseVideoDataset(ClipLengthsMixin):
 
         def decoded():
             output = self.decode(example, indices)
-            checks = [tf.debugging.check_numerics(v, f"decoded {k!r} holds NaN or Inf")
-                      for k, v in output.items() if v.dtype.is_floating]
+            checks = [all_finite(v, f"decoded {k!r} holds NaN or Inf") for k, v in output.items()
+                      if v.dtype.is_floating]
             with tf.control_dependencies(checks):
                 return tf.constant(True)
 
@@ -756,6 +757,12 @@ class VarLenFeatureVideoDataset(BaseVideoDataset):
             self._num_examples = int(dataset.reduce(tf.constant(0, tf.int64),
                                                     lambda count, n: count + tf.cast(n >= span, tf.int64)))
         return self._num_examples
+
+
+def all_finite(values, message):
+    """An assertion (an op) that every value of the float tensor ``values`` is finite."""
+    return tf.debugging.assert_equal(tf.reduce_all(tf.math.is_finite(values)), True, message=message,
+                                     summarize=1)
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
