@@ -173,19 +173,89 @@ def verify_tfrecords(paths):
     return True
 
 
-def explain_read_error(paths, error):
+def find_invalid_records(paths, record_check, limits=None):
+    """``{path: [(record index, reason)]}`` of every record of ``paths`` that ``record_check`` rejects.
+
+    ``record_check`` maps a serialized record to a tensor and fails (a
+    TensorFlow op error) on a record with bad content: a feature of the wrong
+    type, a frame of the wrong size, NaN/Inf floats
+    (:meth:`BaseVideoDataset.check_record`).  ``limits`` (path -> count) reads
+    only a file's first records (those before a broken frame, see
+    :func:`scan_tfrecords`).  One parallel, order-keeping ``map`` over all
+    files (the check is traced once): an element that fails does not stop the
+    iterator, so the n-th answer is the n-th record's.
+    """
+    limits = limits or {}
+    counts = []
+    for path in paths:
+        count = limits.get(path)
+        if count is None:
+            count = None if compression_of(path) else _count_framed_records(path)
+        if count is None:  # compressed (or unframed): count what the reader finds
+            count = 0
+            try:
+                for _ in tf.data.TFRecordDataset(path, compression_type=compression_of(path)):
+                    count += 1
+            except tf.errors.OpError:
+                pass
+        counts.append(count)
+    positions = [(path, index) for path, count in zip(paths, counts) for index in range(count)]
+    invalid = {}
+    if not positions:
+        return invalid
+    compression = compression_of(paths[0])
+    files = tf.data.Dataset.from_tensor_slices((list(paths), tf.constant(counts, tf.int64)))
+    records = files.flat_map(lambda path, count: tf.data.TFRecordDataset(path, compression_type=compression)
+                             .take(count))
+    iterator = iter(records.map(record_check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
+    for path, index in positions:
+        try:
+            next(iterator)
+        except StopIteration:
+            break
+        except tf.errors.DataLossError:
+            break  # a broken frame: locate_corrupt_record names it
+        except tf.errors.OpError as e:
+            invalid.setdefault(path, []).append((index, f"record {index} has bad content "
+                                                        f"({_first_line(e.message)})"))
+    return invalid
+
+
+def _first_line(message):
+    """The first line of a TensorFlow error message without tf.data's wrapping (function node, iterator)."""
+    lines = [line.strip() for line in str(message).strip().splitlines() if line.strip()]
+    line = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", lines[0] if lines else "unknown error")
+    line = re.sub(r"^Error in user-defined function passed to .*? transformation with iterator: \S+: ", "", line)
+    assertion = re.match(r"assertion failed: \[(.*?)\] \[", line)  # an Assert op: keep its message
+    return assertion.group(1).replace("\\'", "'") if assertion else line
+
+
+def explain_read_error(paths, error, record_check=None):
     """A ValueError naming the file and record behind a TensorFlow read ``error`` of ``paths``.
 
     TensorFlow's ``DataLossError`` names neither the file (when several are
-    interleaved) nor the record; the files are scanned to find them.  Returns
-    None when no file is corrupt (the error had another cause).
+    interleaved) nor the record; the files are scanned to find them: first
+    their framing and checksums, then, with ``record_check`` (a dataset's
+    :meth:`BaseVideoDataset.check_record`), the content of every record.
+    Returns None when no file is corrupt (the error had another cause).
     """
     for path in paths:
         problem = locate_corrupt_record(path)
         if problem is not None:
             return ValueError(f"corrupt TFRecord file {path}: {problem[1]}; rerun with --skip_corrupt_records "
                               "to skip it")
+    if record_check is not None and paths:
+        invalid = find_invalid_records(paths, record_check)
+        for path in paths:
+            if path in invalid:
+                return ValueError(f"corrupt TFRecord file {path}: {invalid[path][0][1]}; rerun with "
+                                  "--skip_corrupt_records to skip it")
     return None
+
+
+def record_check_of(dataset):
+    """The content check of a TFRecord dataset (None for datasets read otherwise)."""
+    return getattr(dataset, "check_record", None)
 
 
 def checked_batches(dataset, batch_size, drop_remainder=True):
@@ -197,7 +267,7 @@ def checked_batches(dataset, batch_size, drop_remainder=True):
         except StopIteration:
             return
         except tf.errors.OpError as e:
-            explained = explain_read_error(getattr(dataset, "filenames", []), e)
+            explained = explain_read_error(getattr(dataset, "filenames", []), e, record_check_of(dataset))
             if explained is None:
                 raise
             raise explained from None
@@ -209,7 +279,8 @@ class CorruptRecord(collections.namedtuple("CorruptRecord", "path index reason l
 
     ``lost`` is how many records of the file are lost: the corrupt one and those
     after it, which a TFRecord reader cannot resynchronise to (None: unknown,
-    the framing past it is broken).
+    the framing past it is broken).  A well-framed record with bad content
+    (:meth:`BaseVideoDataset.check_record`) is skipped alone: ``lost`` is 1.
     """
 
 
@@ -278,25 +349,50 @@ class BaseVideoDataset(ClipLengthsMixin):
         self.hparams = self._resolve_hparams(hparams_dict, hparams)
         self.filenames = self.find_files()
         self.skip_corrupt_records = skip_corrupt_records
-        #: Records that cannot be read (:class:`CorruptRecord`), found up front with ``skip_corrupt_records``.
-        self.corrupt_records = []
+        self._corrupt_records = []
         self._record_limits = {}
+        self._invalid_records = None  # {path: [index]} of well-framed records with bad content, found lazily
         if skip_corrupt_records:
             # Every record is read once now, so that the pipeline only ever touches clean ones.
-            self._record_limits, self.corrupt_records = scan_tfrecords(self.filenames)
+            self._record_limits, self._corrupt_records = scan_tfrecords(self.filenames)
             readable = [p for p in self.filenames if self._record_limits[p] != 0]
             if not readable:
                 raise ValueError(f"every TFRecord file for mode {mode!r} in {input_dir!r} is corrupt from its "
                                  "first record")
             self.filenames = readable
         else:
-            for path in self.filenames:
-                check_tfrecord_framing(path)
+            counts = {path: check_tfrecord_framing(path) for path in self.filenames}
+            # An empty file (whose name promises no count) holds no records: the layout comes from another one.
+            self.filenames = [path for path in self.filenames if counts[path] != 0]
+            if not self.filenames:
+                raise ValueError(f"every TFRecord file for mode {mode!r} in {input_dir!r} is empty")
         self._check_lengths()
 
     def find_files(self):
         """The record files of this split (hook: datasets whose originals name files differently override it)."""
         return find_tfrecords(self.input_dir, self.mode)
+
+    @property
+    def corrupt_records(self):
+        """Records that cannot be read (:class:`CorruptRecord`), found up front with ``skip_corrupt_records``:
+        broken framing or checksums (at construction) and bad content (:meth:`check_record`, on first use, once
+        the subclass knows its layout), in file order."""
+        self._scan_content()
+        return self._corrupt_records
+
+    def _scan_content(self):
+        """With ``skip_corrupt_records``: run :meth:`check_record` over every readable record, once."""
+        if self._invalid_records is not None:
+            return
+        self._invalid_records = {}
+        if not self.skip_corrupt_records:
+            return
+        order = {path: i for i, path in enumerate(self.filenames)}
+        invalid = find_invalid_records(self.filenames, self.check_record, self._record_limits)
+        for path, records in invalid.items():
+            self._invalid_records[path] = [index for index, _ in records]
+            self._corrupt_records.extend(CorruptRecord(path, index, reason, 1) for index, reason in records)
+        self._corrupt_records.sort(key=lambda r: (order.get(r.path, -1), r.index))
 
     @property
     def num_skipped_records(self):
@@ -402,6 +498,48 @@ class BaseVideoDataset(ClipLengthsMixin):
         """Number of stored frames of a parsed example (a scalar tensor)."""
         raise NotImplementedError
 
+    def check_parsed(self, example):
+        """Hook: assertions (a list of ops) on a parsed example's content that :meth:`parse` alone does not
+        make, e.g. that every stored frame has the layout's size.  They run on every stored frame, not only
+        on a subclip's, so that a record is bad or good as a whole; keep them cheap (no image decoding)."""
+        return []
+
+    def checked_parse(self, serialized):
+        """:meth:`parse` plus the content checks every record of every TFRecord dataset gets, in one place.
+
+        A feature of the wrong type fails in ``parse_single_example``; a float
+        feature with NaN/Inf and what :meth:`check_parsed` asserts (frame sizes)
+        fail here.  The pipeline maps this (in parallel), so a strict read stops
+        at such a record; :func:`explain_read_error` then names it, and with
+        ``skip_corrupt_records`` it is left out (:meth:`check_record`).
+        """
+        example = self.parse(serialized)
+        checks = list(self.check_parsed(example))
+        # assert ops, not check_numerics: tf.data can save an iterator whose functions hold Assert, not
+        # CheckNumerics (stateful), and training saves the input position in every checkpoint
+        checks += [all_finite(value, f"feature {name!r} holds NaN or Inf")
+                   for name, value in example.items() if value.dtype.is_floating]
+        if not checks:
+            return example
+        with tf.control_dependencies(checks):
+            return {name: tf.identity(value) for name, value in example.items()}
+
+    def check_record(self, serialized):
+        """Fails (an op error) on a record whose content is bad: :meth:`checked_parse`, and a decode of its
+        first subclip (what a test read returns) when it is long enough for one.  Returns a scalar."""
+        example = self.checked_parse(serialized)
+        step = self.hparams.frame_skip + 1
+        indices = tf.range(self.sequence_length, dtype=tf.int64) * step
+
+        def decoded():
+            output = self.decode(example, indices)
+            checks = [all_finite(v, f"decoded {k!r} holds NaN or Inf") for k, v in output.items()
+                      if v.dtype.is_floating]
+            with tf.control_dependencies(checks):
+                return tf.constant(True)
+
+        return tf.cond(self.stored_length(example) >= self.span, decoded, lambda: tf.constant(False))
+
     def decode(self, example, frame_indices):
         """Turn a parsed example into the output dict for the stored frames ``frame_indices``."""
         raise NotImplementedError
@@ -438,18 +576,28 @@ class BaseVideoDataset(ClipLengthsMixin):
         compression = compression_of(filenames[0])
         parallel_reads = tf.data.AUTOTUNE if self.shuffled and len(filenames) > 1 else None
         limits = [self._record_limits.get(path) for path in filenames]
-        if all(limit is None for limit in limits):
+        self._scan_content()
+        invalid = [self._invalid_records.get(path, []) for path in filenames]
+        if all(limit is None for limit in limits) and not any(invalid):
             return tf.data.TFRecordDataset(filenames, compression_type=compression, buffer_size=8 * 1024 * 1024,
                                            num_parallel_reads=parallel_reads)
         # Files with a corrupt record are read up to it: the reader cannot find the next record past it.
         limits = [-1 if limit is None else limit for limit in limits]
-        files = tf.data.Dataset.from_tensor_slices((filenames, tf.constant(limits, tf.int64)))
+        # Records with bad content are left out one by one (-1 pads the per-file index lists).
+        width = max(1, max(len(indices) for indices in invalid))
+        skipped = [indices + [-1] * (width - len(indices)) for indices in invalid]
+        files = tf.data.Dataset.from_tensor_slices((filenames, tf.constant(limits, tf.int64),
+                                                    tf.constant(skipped, tf.int64)))
         parallel = dict(num_parallel_calls=parallel_reads, deterministic=True) if parallel_reads else {}
-        return files.interleave(
-            lambda path, limit: tf.data.TFRecordDataset(path, compression_type=compression,
-                                                        buffer_size=8 * 1024 * 1024).take(limit),
-            cycle_length=len(filenames) if parallel_reads else 1, block_length=1, **parallel,
-        )
+
+        def read(path, limit, skip):
+            records = tf.data.TFRecordDataset(path, compression_type=compression,
+                                              buffer_size=8 * 1024 * 1024).take(limit).enumerate()
+            records = records.filter(lambda index, _: tf.logical_not(tf.reduce_any(tf.equal(skip, index))))
+            return records.map(lambda _, record: record)
+
+        return files.interleave(read, cycle_length=len(filenames) if parallel_reads else 1, block_length=1,
+                                **parallel)
 
     def make_dataset(self, batch_size, drop_remainder=True):
         """The batched ``tf.data.Dataset`` of this split (see the module docstring)."""
@@ -459,7 +607,7 @@ class BaseVideoDataset(ClipLengthsMixin):
             np.random.default_rng(seed).shuffle(filenames)
         records = self._records(filenames)
         parallel = tf.data.AUTOTUNE
-        examples = records.map(self.parse, num_parallel_calls=parallel, deterministic=self.ordered)
+        examples = records.map(self.checked_parse, num_parallel_calls=parallel, deterministic=self.ordered)
         span = self.span
         examples = examples.filter(lambda example: self.stored_length(example) >= span)
         if self.shuffled:
@@ -554,6 +702,28 @@ class VarLenFeatureVideoDataset(BaseVideoDataset):
     def stored_length(self, example):
         return example["length"]
 
+    def check_parsed(self, example):
+        """Every stored frame has the first record's (H, W, C): the shape fields, and the byte count of a raw
+        frame or the header of a JPEG/PNG one; the frame count is the stored ``sequence_length``."""
+        height, width, channels = self.stored_image_shape
+        frames = example["frames"]
+        shape = (height, width, channels)
+        checks = [
+            tf.debugging.assert_equal(example["shape"], tf.constant(shape, tf.int64),
+                                      message=f"its frame shape differs from the first record's {shape}"),
+            tf.debugging.assert_equal(tf.size(frames, out_type=tf.int64), example["length"],
+                                      message="its number of frames differs from its sequence_length"),
+        ]
+        if self._read_metadata()["raw"]:
+            checks.append(tf.debugging.assert_equal(
+                tf.strings.length(frames), height * width * channels,
+                message=f"a frame does not have the {height * width * channels} bytes of a raw {shape} image"))
+        else:
+            checks.append(tf.debugging.assert_equal(
+                encoded_frame_sizes(frames), tf.constant([height, width], tf.int64),
+                message=f"an encoded frame is not {height}x{width}"))
+        return checks
+
     def decode(self, example, frame_indices):
         height, width, channels = self.stored_image_shape
         expected = tf.constant([height, width, channels], tf.int64)
@@ -587,6 +757,38 @@ class VarLenFeatureVideoDataset(BaseVideoDataset):
             self._num_examples = int(dataset.reduce(tf.constant(0, tf.int64),
                                                     lambda count, n: count + tf.cast(n >= span, tf.int64)))
         return self._num_examples
+
+
+def all_finite(values, message):
+    """An assertion (an op) that every value of the float tensor ``values`` is finite."""
+    return tf.debugging.assert_equal(tf.reduce_all(tf.math.is_finite(values)), True, message=message,
+                                     summarize=1)
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def encoded_frame_sizes(frames):
+    """``[N, 2]`` int64 (height, width) of JPEG or PNG ``frames`` ``[N]`` read from their headers (no decoding).
+
+    Fails (an op error) on bytes that are neither a PNG nor a JPEG image.
+    """
+    def size(frame):
+        def png():
+            # IHDR: width and height, 4 big-endian bytes each, right after the signature and chunk header
+            digits = tf.cast(tf.io.decode_raw(tf.strings.substr(frame, 16, 8), tf.uint8), tf.int64)
+            scale = tf.constant([1 << 24, 1 << 16, 1 << 8, 1], tf.int64)
+            width, height = tf.reduce_sum(digits[:4] * scale), tf.reduce_sum(digits[4:] * scale)
+            return tf.stack([height, width])
+
+        def jpeg():
+            return tf.cast(tf.io.extract_jpeg_shape(frame)[:2], tf.int64)
+
+        is_png = tf.logical_and(tf.strings.length(frame) >= 24,
+                                tf.equal(tf.strings.substr(frame, 0, 8, unit="BYTE"), _PNG_SIGNATURE))
+        return tf.cond(is_png, png, jpeg)
+
+    return tf.map_fn(size, frames, fn_output_signature=tf.TensorSpec([2], tf.int64))
 
 
 def _bytes_feature(values):

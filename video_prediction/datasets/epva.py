@@ -101,6 +101,10 @@ def record_layout(feature_names):
 class EPVAVideoDataset(BaseVideoDataset):
     """EPVA's flat records (module docstring); ``use_state`` is the original's ``dataset_type == 'robot'``."""
 
+    #: Frames of any size are resized to ``image_size`` (as the original's reader), so a frame of another
+    #: size is not an error (record_fuzzing expects such a record back, resized).
+    resizes_frames = True
+
     @classmethod
     def default_hparams(cls):
         hparams = super().default_hparams()
@@ -132,9 +136,11 @@ class EPVAVideoDataset(BaseVideoDataset):
         return resolved
 
     def find_files(self):
-        files = find_epva_files(self.input_dir, self.mode, self.hparams.data_pattern)
-        self._check_first_record(files[0])
-        return files
+        return find_epva_files(self.input_dir, self.mode, self.hparams.data_pattern)
+
+    def _check_lengths(self):
+        # the first file left after the base class dropped empty (and, when skipping, corrupt) ones
+        self._check_first_record(self.filenames[0])
 
     @property
     def frame_numbers(self):

@@ -26,7 +26,8 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from video_prediction.datasets.base import BaseVideoDataset, compression_of, find_tfrecords
+from video_prediction.datasets.base import (BaseVideoDataset, compression_of, encoded_frame_sizes,
+                                            find_tfrecords)
 from video_prediction.hparams import resolve_hparams
 
 
@@ -35,7 +36,7 @@ def read_first_example(path):
     try:
         first = next(iter(tf.data.TFRecordDataset(path, compression_type=compression_of(path))), None)
     except tf.errors.OpError as e:
-        raise ValueError(f"corrupt TFRecord file {path}: the first record cannot be read "
+        raise ValueError(f"corrupt TFRecord file {path}: record 0 cannot be read "
                          f"({e.message.strip().splitlines()[0]})") from None
     if first is None:
         raise ValueError(f"TFRecord file {path} holds no records")
@@ -233,6 +234,19 @@ class VideoDataset(BaseVideoDataset):
 
     def stored_length(self, example):
         return tf.constant(self._inspect(self.hparams.use_state)["length"], tf.int64)
+
+    def check_parsed(self, example):
+        """Every stored frame (not only a subclip's) has the layout's size: its byte count when raw, its JPEG
+        header's height and width otherwise."""
+        height, width, channels = self.stored_image_shape
+        if self.jpeg_encoding:
+            return [tf.debugging.assert_equal(
+                encoded_frame_sizes(example["frames"]), tf.constant([height, width], tf.int64),
+                message=f"a JPEG frame is not {height}x{width}")]
+        size = height * width * channels
+        return [tf.debugging.assert_equal(
+            tf.strings.length(example["frames"]), size,
+            message=f"a frame does not have the {size} bytes of a raw {(height, width, channels)} image")]
 
     def decode_frames(self, frames):
         """Encoded frames ``[T]`` -> uint8 ``[T, H, W, C]`` in the stored shape."""

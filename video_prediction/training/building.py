@@ -5,7 +5,7 @@ import os
 import tensorflow as tf
 
 from video_prediction.datasets import get_dataset_class
-from video_prediction.datasets.base import BaseVideoDataset, explain_read_error
+from video_prediction.datasets.base import BaseVideoDataset, explain_read_error, record_check_of
 from video_prediction.hparams import resolve_hparams
 from video_prediction.models import get_model_class
 from video_prediction.training.run_directory import (RunError, check_checkpoint_covers, checkpoint_directory,
@@ -149,7 +149,7 @@ def model_and_dataset_from_flags(flags_values, seed=None):
 def explain_input_error(dataset, error):
     """A one-line error naming the corrupt file/record behind a read error, else ``error`` itself."""
     if isinstance(error, (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.UnknownError)):
-        explained = explain_read_error(getattr(dataset, "filenames", []), error)
+        explained = explain_read_error(getattr(dataset, "filenames", []), error, record_check_of(dataset))
         if explained is not None:
             return explained
     return error
