@@ -202,7 +202,7 @@ def find_resume_checkpoint(directory, worker=0):
             candidates = on_disk
             damaged.append((None, DamagedCheckpointError(
                 f"checkpoint state file {state} names no checkpoint (empty or not a checkpoint state file)", state)))
-    for prefix in sorted(candidates, key=step_of, reverse=True):
+    for prefix in reversed(candidates):  # newest first
         try:
             if not os.path.exists(prefix + ".index") and not data_shards(prefix):
                 raise DamagedCheckpointError(

@@ -18,7 +18,7 @@ from video_prediction.models import get_model_class
 from video_prediction.training.building import (build_dataset, build_model, check_image_shape, explain_input_error,
                                                 first_batch, report_corrupt_records)
 from video_prediction.training.checkpointing import (AtomicCheckpointManager, DamagedCheckpointError,
-                                                     find_resume_checkpoint, read_state, set_aside_damaged, step_of)
+                                                     find_resume_checkpoint, read_state, set_aside_damaged)
 from video_prediction.training.fault_tolerance import (NonFiniteLossError, RunState, StopRequests,
                                                        TrainingInterrupted, derived_seed, make_train_function,
                                                        nonfinite_message)
@@ -299,8 +299,9 @@ def _resume_checkpoint(output_dir, worker, is_chief, recover):
     for p, error in damaged:
         print(f"skipping damaged checkpoint {p or output_dir}: {error}")
     if is_chief:
-        older = {p for p in read_state(output_dir) if os.path.exists(p + ".index")}
-        keep = sorted((p for p in older if step_of(p) < step_of(prefix)), key=step_of) + [prefix]
+        listed = read_state(output_dir)
+        older = listed[:listed.index(prefix)] if prefix in listed else []
+        keep = [p for p in older if os.path.exists(p + ".index")] + [prefix]
         folder = set_aside_damaged(output_dir, skipped, keep)
         if skipped:
             print(f"moved the files of {', '.join(os.path.basename(p) for p in skipped)} to {folder}")
