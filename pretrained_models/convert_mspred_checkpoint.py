@@ -6,9 +6,11 @@
 Reads the ``.pth`` without torch (restricted unpickler: tensors and plain containers only).
 """
 
-from absl import app, flags
+import sys
 
-import video_prediction.cli  # noqa: F401  (first: quiet TensorFlow start-up)
+from absl import flags
+
+from video_prediction.cli import run_main  # first: quiet TensorFlow start-up
 from video_prediction.conversion.mspred import convert_checkpoint
 
 flags.DEFINE_string("checkpoint", None, "original checkpoint (.pth, torch zip format)", required=True)
@@ -24,4 +26,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    run_main(main, sys.argv)

@@ -38,6 +38,9 @@ flags.DEFINE_bool("skip_nonfinite_steps", False,
                   "undo and count updates whose loss is NaN/Inf instead of stopping the run")
 flags.DEFINE_bool("skip_corrupt_records", False,
                   "skip and count unreadable TFRecords instead of stopping with the file and record named")
+flags.DEFINE_bool("recover_from_older_checkpoint", False,
+                  "when the newest checkpoint in --output_dir is damaged, resume from the newest intact one (the "
+                  "damaged files are moved to <output_dir>/damaged/); without it a damaged checkpoint stops the run")
 flags.DEFINE_bool("jit_compile", False, "compile the train step with XLA")
 flags.DEFINE_enum("verbose", "auto", ["auto", "0", "1", "2"], "Keras progress output")
 
@@ -71,6 +74,7 @@ def main(argv):
         deterministic=FLAGS.deterministic,
         skip_nonfinite_steps=FLAGS.skip_nonfinite_steps,
         skip_corrupt_records=FLAGS.skip_corrupt_records,
+        recover_from_older_checkpoint=FLAGS.recover_from_older_checkpoint,
     )
 
 

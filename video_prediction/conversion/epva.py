@@ -30,7 +30,7 @@ import tensorflow as tf
 
 from video_prediction.conversion.bookkeeping import ConversionError, Target, assign_by_name, write_run_directory
 from video_prediction.models.epva import EPVAVideoPredictionModel
-from video_prediction.conversion.formats.tf1 import find_original_checkpoint
+from video_prediction.conversion.formats.tf1 import find_original_checkpoint, open_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -102,8 +102,7 @@ def convert_checkpoint(checkpoint, output_dir, model_hparams=None, dataset_hpara
     the clip lengths (Human3.6M's by default).  Returns the converted model.
     """
     prefix = find_original_checkpoint(checkpoint)
-    reader = tf.train.load_checkpoint(prefix)
-    shapes = reader.get_variable_to_shape_map()
+    reader, shapes = open_checkpoint(prefix)
     dataset_hparams = dict(HUMAN_DATASET_HPARAMS, **(dataset_hparams or {}))
     hparams = infer_hparams(shapes, model_hparams or {})
     hparams.update({k: v for k, v in dataset_hparams.items() if k in ("context_frames", "sequence_length")})
@@ -139,8 +138,7 @@ def load_warm_start(model, checkpoint, exclude=("back_connect_init", "noise_dens
     if ours is not None:
         return _warm_start_from_run(model, ours, exclude)
     prefix = find_original_checkpoint(checkpoint)
-    reader = tf.train.load_checkpoint(prefix)
-    shapes = reader.get_variable_to_shape_map()
+    reader, shapes = open_checkpoint(prefix)
     copied = []
     for name, variable in model.tf1_variables().items():
         if name.startswith("Discriminator/") or any(part in name for part in exclude):

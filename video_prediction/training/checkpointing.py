@@ -33,6 +33,14 @@ class CheckpointSaveError(ValueError):
     """A checkpoint could not be written (full disk, permissions); the previous ones are intact."""
 
 
+class DamagedCheckpointError(ValueError):
+    """A checkpoint's files are missing, truncated or corrupt; the message names the file (``.path``)."""
+
+    def __init__(self, message, path):
+        super().__init__(message)
+        self.path = path
+
+
 def read_state(directory):
     """Checkpoint prefixes the state file of ``directory`` lists, oldest first ([] when there is none)."""
     path = os.path.join(directory, STATE_FILE)
@@ -77,6 +85,150 @@ def latest_complete_checkpoint(directory):
         if os.path.exists(prefix + ".index"):
             return prefix
     return None
+
+
+def data_shards(prefix):
+    """The ``<prefix>.data-<i>-of-<n>`` files on disk, sorted."""
+    return sorted(glob.glob(glob.escape(prefix) + ".data-[0-9][0-9][0-9][0-9][0-9]-of-[0-9][0-9][0-9][0-9][0-9]"))
+
+
+def verify_checkpoint(prefix):
+    """Read every tensor of checkpoint ``prefix``; raise :class:`DamagedCheckpointError` naming the bad file.
+
+    Catches a missing, empty or garbled ``.index``, a missing data shard, a
+    truncated one and flipped bytes (each tensor is checked against the CRC-32C
+    its index records).  Reads the whole checkpoint (one tensor at a time), so it
+    costs about what a restore costs.  Works for the input-pipeline states too
+    (their iterator state is a variant tensor, which ``CheckpointReader`` cannot
+    return but ``RestoreV2`` reads and checks).
+    """
+    index = prefix + ".index"
+    shards = data_shards(prefix)
+    if not os.path.exists(index):
+        there = f" (its data file {os.path.basename(shards[0])} is there)" if shards else ""
+        raise DamagedCheckpointError(f"checkpoint index {index} is missing{there}", index)
+    if os.path.getsize(index) == 0:
+        raise DamagedCheckpointError(f"checkpoint index {index} is empty", index)
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        dtypes = reader.get_variable_to_dtype_map()
+    except (tf.errors.OpError, ValueError, IndexError) as e:
+        raise DamagedCheckpointError(f"checkpoint index {index} is unreadable ({_first_line(e)})", index) from None
+    if shards:
+        count = int(shards[0].rsplit("-of-", 1)[1])
+        for i in range(count):
+            expected = f"{prefix}.data-{i:05d}-of-{count:05d}"
+            if not os.path.exists(expected):
+                raise DamagedCheckpointError(f"checkpoint data file {expected} is missing", expected)
+    for key, dtype in sorted(dtypes.items()):
+        try:
+            tf.raw_ops.RestoreV2(prefix=prefix, tensor_names=[key], shape_and_slices=[""], dtypes=[dtype])
+        except (tf.errors.OpError, ValueError, IndexError) as e:
+            raise _damaged_data(prefix, shards, key, e) from None
+
+
+def _first_line(error):
+    text = error.message if isinstance(error, tf.errors.OpError) else str(error)
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", text.strip())
+    return re.sub(r"\s*\[Op:\w+\]$", "", text.splitlines()[0] if text else type(error).__name__)
+
+
+def _damaged_data(prefix, shards, key, error):
+    """The error for a data shard that failed while reading tensor ``key``."""
+    detail = _first_line(error)
+    if isinstance(error, tf.errors.NotFoundError) or "No such file" in detail:
+        named = re.search(r"(\S+\.data-\d{5}-of-\d{5})", detail)
+        path = named.group(1).rstrip(";") if named else prefix + ".data-*"
+        return DamagedCheckpointError(f"checkpoint data file {path} is missing", path)
+    shard = re.search(r"shard (\d+) \(", detail)
+    if shard and shards:
+        count = int(shards[0].rsplit("-of-", 1)[1])
+        path = f"{prefix}.data-{int(shard.group(1)):05d}-of-{count:05d}"
+    elif len(shards) == 1:
+        path = shards[0]
+    else:
+        path = " or ".join(shards) or prefix + ".data-*"
+    if "Read less bytes" in detail or isinstance(error, (IndexError, tf.errors.OutOfRangeError)):
+        what = f"is truncated (tensor {key} runs past its end)"
+    elif "Checksum does not match" in detail:
+        what = f"is corrupt (tensor {key} fails its CRC-32C check)"
+    else:
+        what = f"is unreadable at tensor {key} ({detail})"
+    return DamagedCheckpointError(f"checkpoint data file {path} {what}", path)
+
+
+def _input_state_of(prefix, worker):
+    """The input-pipeline state this worker resumes from: its own, else another worker's (every worker's
+    pipeline is the same global one, so any state is the same position), else None."""
+    own = input_prefix(prefix, worker)
+    if os.path.exists(own + ".index") or data_shards(own):
+        return own
+    others = sorted({p.rsplit(".", 1)[0] for p in glob.glob(glob.escape(prefix) + ".input-*.index")})
+    return others[0] if others else None
+
+
+def _steps_on_disk(directory):
+    steps = set()
+    for path in glob.glob(os.path.join(glob.escape(directory), "ckpt-*")):
+        match = _STEP_OF.match(os.path.basename(path))
+        if match and ".input-" not in os.path.basename(path):
+            steps.add(int(match.group(1)))
+    return [os.path.join(directory, f"ckpt-{step}") for step in sorted(steps)]
+
+
+def find_resume_checkpoint(directory, worker=0):
+    """Check the checkpoints of run ``directory`` before a resume; ``(prefix, input_prefix, damaged)``.
+
+    ``prefix`` is the newest intact checkpoint (None when the directory has
+    none), ``input_prefix`` the input-pipeline state this worker resumes from
+    (None: there is none) and ``damaged`` a list of ``(prefix, error)`` of
+    the newer checkpoints that are damaged -- each one :func:`verify_checkpoint`
+    (model and input state) refused, or the state file's own problem: it is
+    missing or unreadable while ``ckpt-*`` files exist, or it names a checkpoint
+    whose files are gone.  Nothing is modified.
+    """
+    state = os.path.join(directory, STATE_FILE)
+    on_disk = _steps_on_disk(directory)
+    damaged = []
+    if not os.path.exists(state):
+        if not on_disk:
+            return None, None, []
+        candidates = on_disk
+        damaged.append((None, DamagedCheckpointError(
+            f"checkpoint state file {state} is missing but {directory} holds {os.path.basename(on_disk[-1])}", state)))
+    else:
+        candidates = read_state(directory)
+        if not candidates:
+            candidates = on_disk
+            damaged.append((None, DamagedCheckpointError(
+                f"checkpoint state file {state} names no checkpoint (empty or not a checkpoint state file)", state)))
+    for prefix in reversed(candidates):  # newest first
+        try:
+            if not os.path.exists(prefix + ".index") and not data_shards(prefix):
+                raise DamagedCheckpointError(
+                    f"checkpoint state file {state} names {os.path.basename(prefix)}, whose files are gone "
+                    f"({prefix}.index is missing)", prefix + ".index")
+            verify_checkpoint(prefix)
+            input_state = _input_state_of(prefix, worker)
+            if input_state is not None:
+                verify_checkpoint(input_state)
+        except DamagedCheckpointError as e:
+            damaged.append((prefix, e))
+            continue
+        return prefix, input_state, damaged
+    return None, None, damaged
+
+
+def set_aside_damaged(directory, prefixes, keep):
+    """Move every file of the damaged checkpoints ``prefixes`` into ``<directory>/damaged/`` and rewrite the
+    state file to list ``keep`` (oldest first).  Returns the folder they went to."""
+    target = os.path.join(directory, "damaged")
+    os.makedirs(target, exist_ok=True)
+    for prefix in prefixes:
+        for path in _files_of(prefix):
+            os.replace(path, os.path.join(target, os.path.basename(path)))
+    write_state(directory, keep)
+    return target
 
 
 def step_of(prefix):
@@ -163,6 +315,8 @@ class AtomicCheckpointManager:
         if not os.path.exists(os.path.join(self.directory, STATE_FILE)):
             return removed  # nothing was ever committed here: leave foreign files alone
         listed = {os.path.basename(p) for p in read_state(self.directory)}
+        if not listed:
+            return removed  # an unreadable state file: it cannot tell leftovers from checkpoints
         for path in glob.glob(os.path.join(glob.escape(self.directory), "ckpt-*")):
             name = os.path.basename(path)
             match = _STEP_OF.match(name)

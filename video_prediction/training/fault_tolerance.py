@@ -16,9 +16,10 @@
   exactly the numbers an uninterrupted run draws -- for every model, without
   touching its code.
 * **Multi-worker input.**  Every worker builds the same global-batch pipeline
-  (same seed) and keeps its slice of each batch, so N workers see exactly the
-  batches a single process sees, and each worker's plain ``tf.data`` iterator
-  can be checkpointed.
+  (same seed) and the train step keeps its slice of each batch, so N workers
+  see exactly the batches a single process sees, each worker's plain
+  ``tf.data`` iterator can be checkpointed, and every worker's saved position
+  is the same one (a run resumes under another number of workers).
 """
 
 import contextlib
@@ -176,6 +177,8 @@ def make_train_function(model, strategy, run_state, skip_nonfinite=False, worker
     @tf.function
     def train_function(iterator):
         batch = next(iterator)
+        if num_workers > 1:  # every worker reads the global batch (one input position for all): keep its share
+            batch = worker_slice(batch, worker, num_workers)
         backup = [tf.identity(v.value) for v in restorable]
         with random_ops_from(run_state.rng):
             logs, values, flags = strategy.run(replica_step, args=(distribute(batch),))

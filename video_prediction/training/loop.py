@@ -18,14 +18,15 @@ from video_prediction.datasets import get_dataset_class
 from video_prediction.models import get_model_class
 from video_prediction.training.building import (build_dataset, build_model, check_image_shape, explain_input_error,
                                                 first_batch, report_corrupt_records)
-from video_prediction.training.checkpointing import AtomicCheckpointManager, input_prefix
+from video_prediction.training.checkpointing import (AtomicCheckpointManager, DamagedCheckpointError,
+                                                     find_resume_checkpoint, read_state, set_aside_damaged)
 from video_prediction.training.fault_tolerance import (NonFiniteLossError, RunState, StopRequests,
                                                        TrainingInterrupted, derived_seed, make_train_function,
-                                                       nonfinite_message, worker_slice)
+                                                       nonfinite_message)
 from video_prediction.training.monitor import TrainingMonitor
 from video_prediction.training.run_directory import (RunError, check_checkpoint_covers, check_resume_consistent,
-                                                     check_resume_hparams, checkpoint_directory, latest_checkpoint,
-                                                     read_run_config, require_checkpoint, restore_checkpoint,
+                                                     check_resume_hparams, checkpoint_directory, read_run_config,
+                                                     require_checkpoint, restore_checkpoint,
                                                      resumed_seed, write_run_config)
 from video_prediction.training.strategy import make_barrier, make_strategy, worker_info
 
@@ -52,7 +53,7 @@ def train(input_dir, dataset_name, model_name, output_dir, dataset_hparams_dict=
           model_hparams_dict=None, model_hparams=None, checkpoint=None, val_input_dir=None, max_steps=None,
           summary_freq=1000, image_summary_freq=5000, save_freq=5000, keep_checkpoints=2, seed=None,
           strategy_name="mirrored", jit_compile=False, verbose="auto", deterministic=False,
-          skip_nonfinite_steps=False, skip_corrupt_records=False):
+          skip_nonfinite_steps=False, skip_corrupt_records=False, recover_from_older_checkpoint=False):
     """Train (or resume) a run in ``output_dir``; returns the trained model.
 
     If ``output_dir`` already holds a checkpoint the run resumes from it with its
@@ -67,15 +68,26 @@ def train(input_dir, dataset_name, model_name, output_dir, dataset_hparams_dict=
     ``skip_nonfinite_steps`` undoes and counts updates whose loss is NaN/Inf
     (by default they stop the run); ``skip_corrupt_records`` skips unreadable
     TFRecords (by default they stop the run with the file and record named).
+
+    Every file of the checkpoint to resume from is read and checked first: a
+    damaged one (truncated or missing data shard, missing or garbled index, a
+    state file naming a deleted step) stops the run with one line naming the
+    file, and nothing in ``output_dir`` is changed.  With
+    ``recover_from_older_checkpoint`` the run resumes from the newest intact
+    checkpoint instead, saying which it skipped (their files are moved to
+    ``output_dir/damaged/``).  A run resumes under any strategy and replica
+    count whose replicas divide its global batch.
     """
     # First: a multi-worker strategy must set up its collectives before any other TF work.
     strategy = make_strategy(strategy_name)
     worker, num_workers, is_chief = worker_info(strategy)
     if keep_checkpoints is None or keep_checkpoints < 1:
         raise RunError(f"--keep_checkpoints must be >= 1, got {keep_checkpoints}")
+    resume_prefix = resume_input = None
     if os.path.isdir(output_dir):
+        # Checked before anything is touched: a damaged checkpoint stops the run with the directory as it was.
+        resume_prefix, resume_input = _resume_checkpoint(output_dir, worker, is_chief, recover_from_older_checkpoint)
         AtomicCheckpointManager(None, output_dir, is_chief=is_chief).remove_incomplete()
-    resume_prefix = latest_checkpoint(output_dir) if os.path.isdir(output_dir) else None
     init_prefix = None
     given_model_hparams = (model_hparams_dict, model_hparams)
     if resume_prefix is not None:
@@ -138,9 +150,7 @@ def train(input_dir, dataset_name, model_name, output_dir, dataset_hparams_dict=
     if resume_prefix is not None:
         check_resume_hparams(output_dir, type(model), saved_model_hparams, *given_model_hparams)
     batch_size = model.hparams.batch_size
-    if batch_size % strategy.num_replicas_in_sync:
-        raise RunError(f"batch_size={batch_size} must be a multiple of the {strategy.num_replicas_in_sync} "
-                       "replicas (it is the global batch)")
+    _check_batch_splits(batch_size, strategy, strategy_name, num_workers, resumed=resume_prefix is not None)
     max_steps = int(max_steps if max_steps is not None else model.hparams.max_steps)
     image_shape = list(train_dataset.image_shape)
     if resume_prefix is not None:
@@ -172,7 +182,8 @@ def train(input_dir, dataset_name, model_name, output_dir, dataset_hparams_dict=
             # Written before run states were checkpointed: everything else resumes, the random stream restarts.
             target = tf.train.Checkpoint(model=model, **model.optimizers_by_name())
             print(f"{resume_prefix} has no run state (an older checkpoint): the random stream starts afresh")
-        restore_checkpoint(target, resume_prefix, f"model {model_name!r} of {output_dir!r}", partial=False)
+        restore_checkpoint(target, resume_prefix, f"model {model_name!r} of {output_dir!r}", partial=False,
+                           verify=False)  # verified by _resume_checkpoint
         print(f"resumed from {resume_prefix} at step {int(model.global_step.numpy())}")
     elif init_prefix is not None:
         restore_checkpoint(ckpt, init_prefix, f"model {model_name!r}", partial=True)
@@ -180,8 +191,7 @@ def train(input_dir, dataset_name, model_name, output_dir, dataset_hparams_dict=
     print(f"{model_name}: {model.count_params():,} parameters")
     initial_step = int(model.global_step.numpy())
 
-    iterator, input_ckpt = _input_iterator(train_dataset, batch_size, seed, initial_step, worker, num_workers,
-                                           resume_prefix if init_prefix is None else None)
+    iterator, input_ckpt = _input_iterator(train_dataset, batch_size, seed, initial_step, resume_input)
     manager = AtomicCheckpointManager(ckpt, output_dir, keep_checkpoints, input_checkpoint=input_ckpt,
                                       worker=worker, is_chief=is_chief,
                                       barrier=make_barrier(strategy) if num_workers > 1 else None)
@@ -260,33 +270,77 @@ def _run_steps(model, monitor, manager, run_state, iterator, train_dataset, step
     monitor.on_train_end()
 
 
-def _input_iterator(dataset, batch_size, seed, step, worker, num_workers, resume_prefix):
-    """This worker's training iterator, positioned where the checkpoint left it; ``(iterator, checkpoint)``.
+def _input_iterator(dataset, batch_size, seed, step, input_state):
+    """This worker's training iterator, positioned at ``input_state`` (a checkpoint prefix, or None);
+    ``(iterator, checkpoint)``.
 
-    Pipelines without Python generators are checkpointed with
-    ``tf.train.Checkpoint(iterator=...)``; others (e.g. ``kth_mspred``,
-    ``synpick``) restart on resume with a seed derived from the step, so a
-    resumed run sees a fresh shuffle rather than the batches it had left.
+    Every worker iterates the same global-batch pipeline (the train step keeps
+    this worker's slice), so the state any worker saved is the position of all
+    of them: a run resumes under another number of workers.  Pipelines without
+    Python generators are checkpointed with ``tf.train.Checkpoint(iterator=...)``;
+    others (e.g. ``kth_mspred``, ``synpick``) restart on resume with a seed
+    derived from the step, so a resumed run sees a fresh shuffle rather than the
+    batches it had left.
     """
     checkpointable = getattr(dataset, "supports_iterator_checkpoint", False)
-    saved = resume_prefix is not None and os.path.exists(input_prefix(resume_prefix, worker) + ".index")
+    saved = input_state is not None
     if step and not (checkpointable and saved):
         dataset.seed = derived_seed(seed, step)
         why = "the dataset is read by Python code" if not checkpointable else "the checkpoint has no input state"
         print(f"input pipeline restarted with a new shuffle at step {step} ({why})")
-    batches = dataset.make_dataset(batch_size)
-    if num_workers > 1:
-        batches = batches.map(lambda batch: worker_slice(batch, worker, num_workers))
-    iterator = iter(batches)
+    iterator = iter(dataset.make_dataset(batch_size))
     if not checkpointable:
         return iterator, None
     input_ckpt = tf.train.Checkpoint(iterator=iterator)
     input_ckpt.save_counter  # noqa: B018 (see train)
     if step and saved:
-        prefix = input_prefix(resume_prefix, worker)
         try:
-            input_ckpt.read(prefix).assert_consumed()
+            input_ckpt.read(input_state).assert_consumed()
         except (AssertionError, ValueError, tf.errors.OpError) as e:
-            raise RunError(f"the input-pipeline state {prefix!r} does not fit this dataset (were the records or "
+            raise RunError(f"the input-pipeline state {input_state!r} does not fit this dataset (were the records or "
                            f"dataset hparams changed?): {str(e).strip().splitlines()[0]}") from None
     return iterator, input_ckpt
+
+
+def _resume_checkpoint(output_dir, worker, is_chief, recover):
+    """``(checkpoint prefix, input-state prefix)`` to resume ``output_dir`` from (None, None: a new run).
+
+    A damaged newest checkpoint is an error naming the file, unless ``recover``:
+    then the newest intact one is used and the damaged ones are set aside.
+    """
+    prefix, input_state, damaged = find_resume_checkpoint(output_dir, worker)
+    if not damaged:
+        return prefix, input_state
+    first = damaged[0][1]
+    if not recover:
+        fallback = (f"the newest intact checkpoint is {prefix}: rerun with --recover_from_older_checkpoint to resume "
+                    "from it" if prefix else "no intact checkpoint remains (choose another --output_dir)")
+        raise DamagedCheckpointError(f"{first}; {fallback}; nothing in {output_dir} was changed", first.path)
+    if prefix is None:
+        raise DamagedCheckpointError(f"{first}; no intact checkpoint in {output_dir} to recover from", first.path)
+    skipped = [p for p, _ in damaged if p is not None]
+    for p, error in damaged:
+        print(f"skipping damaged checkpoint {p or output_dir}: {error}")
+    if is_chief:
+        listed = read_state(output_dir)
+        older = listed[:listed.index(prefix)] if prefix in listed else []
+        keep = [p for p in older if os.path.exists(p + ".index")] + [prefix]
+        folder = set_aside_damaged(output_dir, skipped, keep)
+        if skipped:
+            print(f"moved the files of {', '.join(os.path.basename(p) for p in skipped)} to {folder}")
+    print(f"recovering from the older checkpoint {prefix}")
+    return prefix, input_state
+
+
+def _check_batch_splits(batch_size, strategy, strategy_name, num_workers, resumed):
+    """One line when the global batch cannot be split evenly over the strategy's replicas."""
+    replicas = strategy.num_replicas_in_sync
+    if batch_size % replicas == 0:
+        return
+    where = (f"{num_workers} workers x {replicas // num_workers} devices" if num_workers > 1
+             else f"{replicas} devices")
+    fix = ("it is the run's recorded global batch: resume it under a strategy whose replica count divides "
+           f"{batch_size} (e.g. --strategy one_device)" if resumed else
+           f"choose a batch_size that is a multiple of {replicas}, or another strategy")
+    raise RunError(f"the global batch_size={batch_size} cannot be split evenly over the {replicas} replicas of "
+                   f"--strategy {strategy_name} ({where}); {fix}")

@@ -14,7 +14,8 @@ import os
 import tensorflow as tf
 
 from video_prediction.hparams import resolve_hparams
-from video_prediction.training.checkpointing import latest_complete_checkpoint
+from video_prediction.training.checkpointing import (STATE_FILE, DamagedCheckpointError, data_shards, read_state,
+                                                     verify_checkpoint)
 
 
 RUN_CONFIG_FILES = ("options.json", "dataset_hparams.json", "model_hparams.json")
@@ -60,13 +61,33 @@ def checkpoint_directory(path):
 
 
 def latest_checkpoint(path):
-    """The checkpoint prefix for ``path`` (a directory or a prefix), or None when there is none."""
+    """The checkpoint prefix for ``path`` (a directory or a prefix), or None when there is none.
+
+    The newest checkpoint the state file names must be there: when its index is
+    gone, or the state file names none, this raises
+    :class:`~video_prediction.training.checkpointing.DamagedCheckpointError`
+    naming the file instead of silently taking an older one.
+    """
     if path is None:
         return None
     if os.path.isdir(path):
-        return latest_complete_checkpoint(path)
+        state = os.path.join(path, STATE_FILE)
+        if not os.path.exists(state):
+            return None
+        listed = read_state(path)
+        if not listed:
+            raise DamagedCheckpointError(
+                f"checkpoint state file {state} names no checkpoint (empty or not a checkpoint state file)", state)
+        if not os.path.exists(listed[-1] + ".index"):
+            raise DamagedCheckpointError(
+                f"checkpoint state file {state} names {os.path.basename(listed[-1])}, whose index "
+                f"{listed[-1]}.index is missing", listed[-1] + ".index")
+        return listed[-1]
     if tf.io.gfile.exists(path + ".index"):
         return path
+    if data_shards(path):
+        raise DamagedCheckpointError(f"checkpoint index {path}.index is missing (its data file is there)",
+                                     path + ".index")
     return None
 
 
@@ -96,13 +117,21 @@ def check_checkpoint_covers(checkpoint, model):
         )
 
 
-def restore_checkpoint(checkpoint, prefix, what, partial):
+def restore_checkpoint(checkpoint, prefix, what, partial, verify=True):
+    """Restore ``checkpoint`` from ``prefix``; one error line for a damaged checkpoint (naming the file) or one
+    of another model.  ``verify`` reads and checks every tensor first (see
+    :func:`~video_prediction.training.checkpointing.verify_checkpoint`): a partial restore would
+    otherwise not notice damage in the values it does not read."""
+    if verify:
+        verify_checkpoint(prefix)
     try:
         status = checkpoint.restore(prefix)
         if partial:
             status.expect_partial()
         status.assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.OpError) as e:
+    except (AssertionError, ValueError, IndexError, tf.errors.OpError) as e:
+        if not verify:
+            verify_checkpoint(prefix)  # a damaged file is named as such, not as another model
         detail = str(e).strip().splitlines()
         detail = " ".join(line.strip() for line in detail[:6])
         raise RunError(

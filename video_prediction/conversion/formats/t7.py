@@ -98,6 +98,9 @@ class _Reader:
             dtype = np.dtype(_STORAGE_DTYPES[class_name]).newbyteorder("<")
             size = self.long()
             nbytes = size * dtype.itemsize
+            if size < 0 or self.pos + nbytes > len(self.data):
+                raise T7FormatError(f"unexpected end of file: a {class_name} of {size} elements at byte {self.pos} "
+                                    f"runs past the end ({len(self.data)} bytes)")
             value = np.frombuffer(self.data, dtype, size, self.pos).copy()
             self.pos += nbytes
         elif class_name.endswith("Tensor") and class_name.replace("Tensor", "Storage") in _STORAGE_DTYPES:
@@ -121,4 +124,7 @@ def load_t7(path, long_size=8):
     """The object stored in the ``.t7`` file at ``path``."""
     with open(path, "rb") as f:
         data = f.read()
-    return _Reader(data, long_size).object()
+    try:
+        return _Reader(data, long_size).object()
+    except T7FormatError as e:
+        raise T7FormatError(f"{path}: {e}") from None

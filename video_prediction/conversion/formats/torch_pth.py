@@ -10,8 +10,10 @@ plain containers; any other global (code a checkpoint could smuggle in) raises.
 
 import collections
 import io
+import os
 import pickle
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -91,11 +93,25 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
 def load_torch_checkpoint(path):
     """The object ``torch.save`` wrote to ``path``, tensors as numpy arrays."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
     if not zipfile.is_zipfile(path):
+        with open(path, "rb") as f:
+            head = f.read(4)
+        if head == b"PK\x03\x04":  # a zip archive's first entry, without its end: cut short
+            raise CheckpointFormatError(f"checkpoint {path} is truncated (a zip archive without its central "
+                                        "directory; download or copy it again)")
         raise CheckpointFormatError(
             f"{path} is not a zip-format torch checkpoint (torch >= 1.6 writes that format; "
             "re-save a legacy file with torch.save(obj, path) under a recent torch)"
         )
+    try:
+        return _load_archive(path)
+    except (zipfile.BadZipFile, EOFError, zlib.error) as e:
+        raise CheckpointFormatError(f"checkpoint {path} is damaged: {e}") from None
+
+
+def _load_archive(path):
     with zipfile.ZipFile(path) as archive:
         names = archive.namelist()
         pickles = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
