@@ -131,3 +131,170 @@ def test_multi_worker_needs_tf_config(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "{not json")
     with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
         make_strategy("multi_worker")
+
+
+# -- a worker lost mid-run ------------------------------------------------------------------------
+
+FAULT_STEPS = 8
+PEER_LOSS_BOUND = 90  # s from the SIGKILL until the other worker has exited (detection takes <= ~20 s idle)
+
+
+def worker_command(records, output_dir, ports, index):
+    """`scripts/train.py` of worker ``index`` and its environment (the command a user reruns)."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", PYTHONPATH=ROOT, PYTHONUNBUFFERED="1",
+               TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+    args = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--dataset", "moving_mnist",
+            "--input_dir", records, "--dataset_hparams", "context_frames=2,sequence_length=4", "--model", "savp",
+            "--model_hparams_dict", os.path.join(records, "model_hparams.json"), "--output_dir", output_dir,
+            "--max_steps", str(FAULT_STEPS), "--save_freq", "2", "--summary_freq", "1", "--image_summary_freq", "0",
+            "--seed", "11", "--deterministic", "--strategy", "multi_worker", "--verbose", "1"]
+    return args, env
+
+
+def start_workers(records, output_dir, ports):
+    processes = []
+    for index in range(2):
+        args, env = worker_command(records, output_dir, ports, index)
+        processes.append(subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                          text=True))
+    return processes
+
+
+def finish_all(processes, what, timeout=400):
+    outputs = []
+    for i, process in enumerate(processes):
+        try:
+            outputs.append(process.communicate(timeout=timeout)[0])
+        except subprocess.TimeoutExpired:
+            for p in processes:
+                p.kill()
+            pytest.fail(f"{what}: worker {i} hung")
+        assert process.returncode == 0, f"{what}: worker {i} failed:\n{outputs[-1][-3000:]}"
+    return outputs
+
+
+def cpu_seconds():
+    """CPU time of this process's finished children (what the test costs on an idle machine, roughly)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def checkpoint_tensors(prefix):
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(prefix)
+    return {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map()
+            if key != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+
+
+def test_lost_worker_stops_the_other_and_a_rerun_resumes_bitwise(records, tmp_path):
+    """SIGKILL one of two workers after a random step: the other stops within a bound with one line
+    naming the lost peer; rerunning both commands resumes (each worker from its own input position) and
+    ends bitwise equal to an uninterrupted two-worker run."""
+    import random
+    import re
+    import selectors
+    import signal
+    import time
+
+    cpu_start = cpu_seconds()
+    seed = int(time.time())  # fresh victim and kill point every run; printed on failure to reproduce them
+    rng = random.Random(seed)
+    victim = rng.randrange(2)
+    reference_dir, killed_dir = str(tmp_path / "reference"), str(tmp_path / "killed")
+    reference = start_workers(records, reference_dir, free_ports(2))
+    ports = free_ports(2)
+    workers = start_workers(records, killed_dir, ports)
+    survivor = workers[1 - victim]
+    # The chief prints the steps; kill after the first checkpoint (step 2) and before the end.
+    target, chief_output = rng.randint(3, FAULT_STEPS - 2), []
+    selector = selectors.DefaultSelector()
+    selector.register(workers[0].stdout, selectors.EVENT_READ)
+    deadline = time.time() + 400
+    while time.time() < deadline:
+        if not selector.select(timeout=1.0):
+            if workers[0].poll() is not None:
+                break
+            continue
+        line = workers[0].stdout.readline()
+        if not line:
+            break
+        chief_output.append(line)
+        reached = re.match(r"step (\d+)/", line)
+        if reached and int(reached.group(1)) >= target:
+            break
+    selector.close()
+    time.sleep(rng.uniform(0.0, 0.1))  # inside a step, a save or between them
+    workers[victim].send_signal(signal.SIGKILL)
+    killed_at = time.time()
+    context = f"seed {seed}: killed worker {victim} at step {target}; chief:\n{''.join(chief_output)[-1500:]}"
+    try:
+        output = survivor.communicate(timeout=PEER_LOSS_BOUND)[0]
+    except subprocess.TimeoutExpired:
+        for p in workers + reference:
+            p.kill()
+        pytest.fail(f"worker {1 - victim} still running {PEER_LOSS_BOUND} s after its peer was killed; {context}")
+    waited = time.time() - killed_at
+    workers[victim].wait(timeout=60)
+    if victim == 1:
+        output = "".join(chief_output) + output
+    assert workers[victim].returncode == -signal.SIGKILL, context
+    assert survivor.returncode == 1, f"{context}\nsurvivor:\n{output[-3000:]}"
+    lines = [line for line in output.splitlines() if "lost" in line]
+    assert lines and re.search(rf"worker {1 - victim} of 2 lost /job:worker/replica:0/task:{victim} .*"
+                               r"stop every worker and rerun the same commands", lines[-1]), \
+        f"{context}\nsurvivor:\n{output[-3000:]}"
+    assert "Traceback" not in output, f"{context}\nsurvivor:\n{output[-3000:]}"
+
+    rerun = start_workers(records, killed_dir, ports)
+    rerun_outputs = finish_all(rerun, "rerun")
+    finish_all(reference, "uninterrupted run")
+    assert "resumed from" in rerun_outputs[0], rerun_outputs[0][-2000:]
+    prefix = f"ckpt-{FAULT_STEPS}"
+    expected = checkpoint_tensors(os.path.join(reference_dir, prefix))
+    actual = checkpoint_tensors(os.path.join(killed_dir, prefix))
+    assert actual.keys() == expected.keys() and any("run_state/rng" in k for k in actual)
+    different = [k for k in expected if not np.array_equal(actual[k], expected[k])]
+    assert different == [], f"{len(different)} tensors differ, e.g. {different[:5]}; {context}"
+    # Each worker resumed from its own input position: restored from the final checkpoints, both workers'
+    # iterators give the batches the uninterrupted run's would give next.
+    from video_prediction.training.building import build_dataset
+    from video_prediction.training.loop import _input_iterator
+
+    for index in range(2):
+        batches = []
+        for directory in (reference_dir, killed_dir):
+            dataset = build_dataset("moving_mnist", records, "train", hparams="context_frames=2,sequence_length=4",
+                                    seed=11)
+            dataset.deterministic_order = True
+            iterator, _ = _input_iterator(dataset, MODEL_HPARAMS["batch_size"], 11, FAULT_STEPS, index, 2,
+                                          os.path.join(directory, prefix))
+            batches.append([next(iterator)["images"].numpy() for _ in range(2)])
+        assert batches[0][0].shape[0] == MODEL_HPARAMS["batch_size"] // 2
+        for a, b in zip(*batches):
+            np.testing.assert_array_equal(a, b, err_msg=f"input position of worker {index}")
+    print(f"peer loss noticed {waited:.1f} s after the SIGKILL of worker {victim} after step {target}; "
+          f"children's CPU time {cpu_seconds() - cpu_start:.0f} s")
+
+
+def test_lost_peer_message_is_one_line_naming_the_peer():
+    """The text TensorFlow gives a worker whose peer was killed (seen in the test above) -> one line."""
+    import tensorflow as tf
+
+    from video_prediction.training.strategy import is_peer_failure, worker_lost_message
+
+    error = tf.errors.UnavailableError(None, None, (
+        "{{function_node __wrapped__CollectiveReduceV2_Nordering_token_1_device_/job:worker/replica:0/task:0/"
+        "device:CPU:0}} Collective ops is aborted by: recvmsg:Connection reset by peer\nAdditional GRPC error "
+        "information from remote target /job:worker/replica:0/task:1 while calling /tensorflow.WorkerService/"
+        "RecvBuf:\n:UNKNOWN:Error received from peer  {grpc_status:14}\nThe error could be from a previous "
+        "operation. Restart your program to reset. [Op:CollectiveReduceV2] name: "))
+    assert is_peer_failure(error)
+    assert not is_peer_failure(tf.errors.InvalidArgumentError(None, None, "shapes differ"))
+    message = worker_lost_message(error, 0, 2, "/runs/a/ckpt-4")
+    assert message == ("worker 0 of 2 lost /job:worker/replica:0/task:1 (UnavailableError: Collective ops is aborted "
+                       "by: recvmsg:Connection reset by peer); this worker stopped and the latest checkpoint "
+                       "/runs/a/ckpt-4 is kept: stop every worker and rerun the same commands to resume from it")

@@ -9,9 +9,11 @@
   are restored to their values before the step) and counted.  The global step
   still advances, so schedules stay tied to the number of batches consumed.
 * **Random streams in the checkpoint.**  Stateful TF random ops
-  (``tf.random.normal`` / ``uniform`` / ``truncated_normal`` in a model) keep
-  their position inside kernels that no checkpoint can save.  While the train
-  step is traced, those three functions are routed to a checkpointed
+  (``tf.random.normal`` / ``uniform`` / ``truncated_normal`` / ``shuffle`` /
+  ``categorical`` in a model) keep their position inside kernels that no
+  checkpoint can save, and Keras 3 ``SeedGenerator`` states (dropout,
+  ``keras.random``) are not tracked by ``tf.train.Checkpoint``.  While the
+  train step is traced, all of them are routed to a checkpointed
   ``tf.random.Generator`` (:func:`random_ops_from`), so a resumed run draws
   exactly the numbers an uninterrupted run draws -- for every model, without
   touching its code.
@@ -73,18 +75,38 @@ def derived_seed(seed, step):
     return int(np.random.SeedSequence([int(seed), int(step)]).generate_state(1)[0] % (2**31 - 1))
 
 
-_ROUTED_RANDOM_OPS = ("normal", "uniform", "truncated_normal")
+_ROUTED_RANDOM_OPS = ("normal", "uniform", "truncated_normal", "shuffle", "categorical")
+
+
+def _keras_seed_generator_class():
+    """Keras 3's ``SeedGenerator`` (its ``next()`` feeds every ``keras.random`` op and ``keras.layers.Dropout``)."""
+    from keras.src.random.seed_generator import SeedGenerator
+
+    return SeedGenerator
 
 
 @contextlib.contextmanager
 def random_ops_from(generator):
-    """Within the block, ``tf.random.normal/uniform/truncated_normal`` draw from ``generator``.
+    """Within the block, the random ops of a model draw from ``generator``.
+
+    Routed: ``tf.random.normal/uniform/truncated_normal`` (drawn by the
+    generator), ``tf.random.shuffle/categorical`` (their stateless versions
+    seeded by the generator) and every Keras 3 ``SeedGenerator.next()``, which
+    seeds ``keras.random.*``, ``keras.layers.Dropout`` and seed generators a
+    model keeps itself.  A ``SeedGenerator``'s own state variable is not in a
+    ``tf.train.Checkpoint`` (Keras does not track it), so without the routing
+    a resumed run would restart those streams.
 
     Used only while a train step is traced: the traced graph then reads and
     advances the generator's state variable, which the checkpoint saves.  The
     ops' own ``seed`` arguments are ignored (the generator is seeded by the run).
     """
     originals = {name: getattr(tf.random, name) for name in _ROUTED_RANDOM_OPS}
+    seed_generator_class = _keras_seed_generator_class()
+    original_next = seed_generator_class.next
+
+    def seed_pair():
+        return generator.make_seeds(1)[:, 0]
 
     def normal(shape, mean=0.0, stddev=1.0, dtype=tf.float32, seed=None, name=None):
         return generator.normal(shape, mean=mean, stddev=stddev, dtype=dtype, name=name)
@@ -95,14 +117,26 @@ def random_ops_from(generator):
     def truncated_normal(shape, mean=0.0, stddev=1.0, dtype=tf.float32, seed=None, name=None):
         return generator.truncated_normal(shape, mean=mean, stddev=stddev, dtype=dtype, name=name)
 
-    routed = {"normal": normal, "uniform": uniform, "truncated_normal": truncated_normal}
+    def shuffle(value, seed=None, name=None):
+        return tf.random.experimental.stateless_shuffle(value, seed=seed_pair(), name=name)
+
+    def categorical(logits, num_samples, dtype=None, seed=None, name=None):
+        return tf.random.stateless_categorical(logits, num_samples, seed=seed_pair(), dtype=dtype, name=name)
+
+    def seed_generator_next(self, ordered=True):
+        return tf.cast(seed_pair(), self.state.dtype)
+
+    routed = {"normal": normal, "uniform": uniform, "truncated_normal": truncated_normal, "shuffle": shuffle,
+              "categorical": categorical}
     try:
         for name in _ROUTED_RANDOM_OPS:
             setattr(tf.random, name, routed[name])
+        seed_generator_class.next = seed_generator_next
         yield
     finally:
         for name, function in originals.items():
             setattr(tf.random, name, function)
+        seed_generator_class.next = original_next
 
 
 def worker_slice(batch, worker, num_workers):

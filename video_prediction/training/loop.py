@@ -28,7 +28,8 @@ from video_prediction.training.run_directory import (RunError, check_checkpoint_
                                                      check_resume_hparams, checkpoint_directory, read_run_config,
                                                      require_checkpoint, restore_checkpoint,
                                                      resumed_seed, write_run_config)
-from video_prediction.training.strategy import make_barrier, make_strategy, worker_info
+from video_prediction.training.strategy import (WorkerLostError, is_peer_failure, make_barrier, make_strategy,
+                                                worker_info, worker_lost_message)
 
 
 def _restores_op_determinism(function):
@@ -78,9 +79,24 @@ def train(input_dir, dataset_name, model_name, output_dir, dataset_hparams_dict=
     ``output_dir/damaged/``).  A run resumes under any strategy and replica
     count whose replicas divide its global batch.
     """
+    args = dict(locals())
     # First: a multi-worker strategy must set up its collectives before any other TF work.
     strategy = make_strategy(strategy_name)
     worker, num_workers, is_chief = worker_info(strategy)
+    try:
+        return _train(strategy, worker, num_workers, is_chief, **args)
+    except tf.errors.OpError as e:
+        if num_workers == 1 or not is_peer_failure(e):
+            raise
+        # A peer died (README, "Reliability"): one line instead of a collective's traceback, never a hang.
+        latest = latest_checkpoint(output_dir) if os.path.isdir(output_dir) else None
+        raise WorkerLostError(worker_lost_message(e, worker, num_workers, latest)) from None
+
+
+def _train(strategy, worker, num_workers, is_chief, input_dir, dataset_name, model_name, output_dir,
+           dataset_hparams_dict, dataset_hparams, model_hparams_dict, model_hparams, checkpoint, val_input_dir,
+           max_steps, summary_freq, image_summary_freq, save_freq, keep_checkpoints, seed, strategy_name, jit_compile,
+           verbose, deterministic, skip_nonfinite_steps, skip_corrupt_records):
     if keep_checkpoints is None or keep_checkpoints < 1:
         raise RunError(f"--keep_checkpoints must be >= 1, got {keep_checkpoints}")
     resume_prefix = resume_input = None
