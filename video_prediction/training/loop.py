@@ -25,8 +25,8 @@ from video_prediction.training.fault_tolerance import (NonFiniteLossError, RunSt
                                                        nonfinite_message)
 from video_prediction.training.monitor import TrainingMonitor
 from video_prediction.training.run_directory import (RunError, check_checkpoint_covers, check_resume_consistent,
-                                                     check_resume_hparams, checkpoint_directory, read_run_config,
-                                                     require_checkpoint, restore_checkpoint,
+                                                     check_resume_hparams, checkpoint_directory, latest_checkpoint,
+                                                     read_run_config, require_checkpoint, restore_checkpoint,
                                                      resumed_seed, write_run_config)
 from video_prediction.training.strategy import (WorkerLostError, is_peer_failure, make_barrier, make_strategy,
                                                 worker_info, worker_lost_message)
@@ -96,7 +96,7 @@ def train(input_dir, dataset_name, model_name, output_dir, dataset_hparams_dict=
 def _train(strategy, worker, num_workers, is_chief, input_dir, dataset_name, model_name, output_dir,
            dataset_hparams_dict, dataset_hparams, model_hparams_dict, model_hparams, checkpoint, val_input_dir,
            max_steps, summary_freq, image_summary_freq, save_freq, keep_checkpoints, seed, strategy_name, jit_compile,
-           verbose, deterministic, skip_nonfinite_steps, skip_corrupt_records):
+           verbose, deterministic, skip_nonfinite_steps, skip_corrupt_records, recover_from_older_checkpoint):
     if keep_checkpoints is None or keep_checkpoints < 1:
         raise RunError(f"--keep_checkpoints must be >= 1, got {keep_checkpoints}")
     resume_prefix = resume_input = None
