@@ -9,7 +9,8 @@ import tensorflow as tf
 
 import hierarchical_pose_fixtures as fx
 from video_prediction.layers import perceptual
-from video_prediction.models.pose_analogy import PoseAnalogyVideoPredictionModel, unpool_zero_filled
+from video_prediction.models.pose_analogy import (PoseAnalogyVideoPredictionModel, straight_through_clip,
+                                                  unpool_zero_filled)
 
 
 def small_model(**extra):
@@ -61,6 +62,33 @@ def test_call_follows_the_test_protocol_and_the_contract():
     assert np.abs(other[:, 2] - out[:, 2]).max() > 1e-6  # tiny random net: small but real dependence
     np.testing.assert_array_equal(other[:, 3], out[:, 3])
     assert model.generate(batch, horizon=3).shape == (2, 1, 3, 16, 16, 3)
+
+
+def test_clip_output_option_keeps_black_black_and_bright_pixels_learning():
+    """output_activation='clip' (not the original's): clip forward, identity gradient; 'tanh' is the default."""
+    z = tf.constant([-3.0, -3.0, -0.5, 2.0])
+    target = tf.constant([-1.0, 1.0, -1.0, 1.0])
+    with tf.GradientTape() as tape:
+        tape.watch(z)
+        out = straight_through_clip(z)
+        loss = 0.5 * tf.reduce_sum(tf.square(out - target))
+    np.testing.assert_array_equal(out.numpy(), [-1.0, -1.0, -0.5, 1.0])
+    # black pixel below -1: no error, no gradient; bright target below -1: the full error passes (tanh: ~0)
+    np.testing.assert_allclose(tape.gradient(loss, z).numpy(), [0.0, -2.0, 0.5, 0.0])
+    assert PoseAnalogyVideoPredictionModel.default_hparams()["output_activation"] == "tanh"
+    keras.utils.set_random_seed(0)
+    batch = clip_batch(np.random.default_rng(0))
+    tanh_model, clip_model = small_model(), small_model(output_activation="clip")
+    tanh_model(batch)
+    clip_model(batch)
+    clip_model.set_weights(tanh_model.get_weights())
+    for model in (tanh_model, clip_model):  # large pre-activations: where tanh and the clip differ
+        model.decoder.deconv1_1.kernel.assign(model.decoder.deconv1_1.kernel * 1e6)
+    tanh_out = tanh_model(batch)["gen_images"].numpy()[:, 1:]
+    clip_out = clip_model(batch)["gen_images"].numpy()[:, 1:]
+    assert clip_out.min() == 0.0 and clip_out.max() == 1.0 and ((clip_out == 0) | (clip_out == 1)).mean() > 0.5
+    assert np.abs(clip_out - tanh_out).max() > 1e-3
+    np.testing.assert_array_equal(clip_out > 0.5, tanh_out > 0.5)  # same weights, same signs
 
 
 def test_hysteresis_flags_follow_the_original():
@@ -171,6 +199,8 @@ def test_bad_hparams_and_inputs():
         small_model(channel_order="grb")
     with pytest.raises(ValueError, match="layer"):
         small_model(layer=4)
+    with pytest.raises(ValueError, match="output_activation"):
+        small_model(output_activation="sigmoid")
     with pytest.raises(ValueError, match="'heatmaps'"):
         small_model()({"images": np.zeros((1, 5, 16, 16, 3), np.float32)})
 

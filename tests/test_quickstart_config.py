@@ -45,3 +45,20 @@ def test_quickstart_sh_names_the_known_families_for_an_unknown_one():
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "no quickstart named 'no_such_family'" in result.stderr and "savp" in result.stderr
+
+
+def test_pose_quickstart_hparams_are_the_documented_ones():
+    """hierarchical_pose quickstart: one digit at 32x32; the generator on its pixel loss with the clip output."""
+    pose = os.path.join(ROOT, "hparams", "moving_mnist")
+    lstm_data = json.load(open(os.path.join(pose, "pose_lstm_quickstart", "dataset_hparams.json")))
+    image_data = json.load(open(os.path.join(pose, "pose_analogy_quickstart", "dataset_hparams.json")))
+    assert lstm_data == {"context_frames": 10, "sequence_length": 20, "scale_size": 32}
+    assert image_data == dict(lstm_data, heatmaps=True)
+    model_class = get_model_class("pose_analogy")
+    hparams = resolve_hparams(model_class.default_hparams(),
+                              os.path.join(pose, "pose_analogy_quickstart", "model_hparams.json")).values()
+    assert hparams["output_activation"] == "clip" and hparams["gamma"] == 0.0 and hparams["steps"] == 11
+    assert hparams["alpha"] == 0.0 and hparams["beta"] == 0.0 and hparams["max_steps"] == 2000
+    model_class(hparams=dict(hparams, context_frames=10, sequence_length=20))  # valid hparams
+    script = open(os.path.join(ROOT, "scripts", "quickstarts", "hierarchical_pose.sh")).read()
+    assert "--num_digits 1" in script and "--seed 7" in script and "--model hierarchical_pose" in script
