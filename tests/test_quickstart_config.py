@@ -62,3 +62,27 @@ def test_pose_quickstart_hparams_are_the_documented_ones():
     model_class(hparams=dict(hparams, context_frames=10, sequence_length=20))  # valid hparams
     script = open(os.path.join(ROOT, "scripts", "quickstarts", "hierarchical_pose.sh")).read()
     assert "--num_digits 1" in script and "--seed 7" in script and "--model hierarchical_pose" in script
+
+
+def test_mspred_quickstart_hparams_predict_every_scored_frame_at_32px():
+    """MSPred's quickstart: one-digit 32x32 records shared with the main quickstart, level 0 supervised
+    (L1) on every frame evaluate.py scores, and a forward pass at that size."""
+    qs = os.path.join(ROOT, "hparams", "moving_mnist", "mspred_quickstart")
+    dataset_hparams = json.load(open(os.path.join(qs, "dataset_hparams.json")))
+    assert dataset_hparams == {"context_frames": 5, "sequence_length": 10, "scale_size": 32, "num_channels": 1}
+    script = open(os.path.join(ROOT, "scripts", "quickstarts", "mspred.sh")).read()
+    savp_script = open(os.path.join(ROOT, "scripts", "quickstarts", "savp.sh")).read()
+    records_command = [line for line in savp_script.splitlines() if "--num_digits" in line]
+    assert records_command and records_command[0] in script  # the same records as the main quickstart
+    assert "--num_stochastic_samples 3" in script
+    model_class = get_model_class("mspred")
+    hparams = resolve_hparams(model_class.default_hparams(), os.path.join(qs, "model_hparams.json"),
+                              {"context_frames": 5, "sequence_length": 10}).values()
+    assert hparams["reconst_losses"][0] == "mae" and hparams["max_steps"] == 1200
+    model = model_class(hparams=hparams)
+    # level 0 is trained on all 5 predicted frames, the ones evaluate.py scores
+    assert model.level_target_frames(10)[0] == [5, 6, 7, 8, 9]
+    images = np.random.default_rng(0).random((2, 10, 32, 32, 1)).astype("float32")
+    outputs = model({"images": images})
+    assert outputs["gen_images"].shape == (2, 9, 32, 32, 1)
+    assert outputs["gen_level0"].shape == (2, 5, 32, 32, 1)
