@@ -45,3 +45,33 @@ def test_quickstart_sh_names_the_known_families_for_an_unknown_one():
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "no quickstart named 'no_such_family'" in result.stderr and "savp" in result.stderr
+
+
+def test_quickstarts_sharing_the_savp_records_write_them_with_the_same_arguments():
+    """A family's quickstart that reuses data/moving_mnist_quickstart must not write it differently (the
+    first run's records would silently be kept by the other)."""
+    def writer_line(script):
+        text = open(os.path.join(ROOT, "scripts", "quickstarts", script)).read().replace("\\\n", " ")
+        lines = [" ".join(line.split()) for line in text.splitlines() if "download_and_preprocess_dataset.sh" in line]
+        assert len(lines) == 1, script
+        return lines[0], "DATA=data/moving_mnist_quickstart" in text
+
+    savp, _ = writer_line("savp.sh")
+    for script in sorted(os.listdir(os.path.join(ROOT, "scripts", "quickstarts"))):
+        if script.endswith(".sh") and script not in ("common.sh", "savp.sh"):
+            line, shared = writer_line(script)
+            if shared:
+                assert line == savp, script
+
+
+def test_epva_quickstart_hparams_build_the_e2e_model_at_32x32():
+    from video_prediction.models.epva import EPVAVideoPredictionModel
+
+    root = os.path.join(ROOT, "hparams", "moving_mnist", "epva_quickstart")
+    dataset_hparams = json.load(open(os.path.join(root, "dataset_hparams.json")))
+    assert dataset_hparams == {"context_frames": 3, "sequence_length": 8, "scale_size": 32}
+    model = EPVAVideoPredictionModel(os.path.join(root, "model_hparams.json"),
+                                     hparams={k: dataset_hparams[k] for k in ("context_frames", "sequence_length")})
+    assert model.hparams.model_mode == "e2e" and model.optimizers_needed() == ("all",)
+    assert model.hparams.imgnet_pretrain and model.hparams.imgnet_pretrain_source == "torchvision"
+    assert "epva_quickstart" in open(os.path.join(ROOT, "scripts", "quickstarts", "epva.sh")).read()
