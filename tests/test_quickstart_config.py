@@ -86,3 +86,33 @@ def test_mspred_quickstart_hparams_predict_every_scored_frame_at_32px():
     outputs = model({"images": images})
     assert outputs["gen_images"].shape == (2, 9, 32, 32, 1)
     assert outputs["gen_level0"].shape == (2, 5, 32, 32, 1)
+
+
+def test_quickstarts_sharing_the_savp_records_write_them_with_the_same_arguments():
+    """A family's quickstart that reuses data/moving_mnist_quickstart must not write it differently (the
+    first run's records would silently be kept by the other)."""
+    def writer_line(script):
+        text = open(os.path.join(ROOT, "scripts", "quickstarts", script)).read().replace("\\\n", " ")
+        lines = [" ".join(line.split()) for line in text.splitlines() if "download_and_preprocess_dataset.sh" in line]
+        assert len(lines) == 1, script
+        return lines[0], "DATA=data/moving_mnist_quickstart" in text
+
+    savp, _ = writer_line("savp.sh")
+    for script in sorted(os.listdir(os.path.join(ROOT, "scripts", "quickstarts"))):
+        if script.endswith(".sh") and script not in ("common.sh", "savp.sh"):
+            line, shared = writer_line(script)
+            if shared:
+                assert line == savp, script
+
+
+def test_epva_quickstart_hparams_build_the_e2e_model_at_32x32():
+    from video_prediction.models.epva import EPVAVideoPredictionModel
+
+    root = os.path.join(ROOT, "hparams", "moving_mnist", "epva_quickstart")
+    dataset_hparams = json.load(open(os.path.join(root, "dataset_hparams.json")))
+    assert dataset_hparams == {"context_frames": 3, "sequence_length": 8, "scale_size": 32}
+    model = EPVAVideoPredictionModel(os.path.join(root, "model_hparams.json"),
+                                     hparams={k: dataset_hparams[k] for k in ("context_frames", "sequence_length")})
+    assert model.hparams.model_mode == "e2e" and model.optimizers_needed() == ("all",)
+    assert model.hparams.imgnet_pretrain and model.hparams.imgnet_pretrain_source == "torchvision"
+    assert "epva_quickstart" in open(os.path.join(ROOT, "scripts", "quickstarts", "epva.sh")).read()
