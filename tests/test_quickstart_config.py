@@ -116,3 +116,19 @@ def test_epva_quickstart_hparams_build_the_e2e_model_at_32x32():
     assert model.hparams.model_mode == "e2e" and model.optimizers_needed() == ("all",)
     assert model.hparams.imgnet_pretrain and model.hparams.imgnet_pretrain_source == "torchvision"
     assert "epva_quickstart" in open(os.path.join(ROOT, "scripts", "quickstarts", "epva.sh")).read()
+
+
+def test_vqvae_quickstart_stages_fit_together():
+    """Stage 1's frame size is the records' scale_size, stage 2 reads the run the script trains as stage 1,
+    and both stages see the same clips."""
+    stage1 = os.path.join(ROOT, "hparams", "moving_mnist", "vqvae_quickstart")
+    stage2 = os.path.join(ROOT, "hparams", "moving_mnist", "vqvae_transformer_quickstart")
+    data1 = json.load(open(os.path.join(stage1, "dataset_hparams.json")))
+    data2 = json.load(open(os.path.join(stage2, "dataset_hparams.json")))
+    assert data1 == data2 and json.load(open(os.path.join(stage1, "model_hparams.json")))["resolution"] == data1["scale_size"]
+    script = open(os.path.join(ROOT, "scripts", "quickstarts", "vqvae_transformer.sh")).read()
+    first_stage = json.load(open(os.path.join(stage2, "model_hparams.json")))["first_stage_checkpoint"]
+    assert f"RUN1={first_stage}\n" in script and '"first_stage_checkpoint=$RUN1"' in script
+    # the SAVP quickstart's records: reused only with exactly its writer arguments
+    writer = "--num_train 3000 --num_val 64 --num_test 64 --sequence_length 20 --num_digits 1"
+    assert writer in script and writer in open(os.path.join(ROOT, "scripts", "quickstarts", "savp.sh")).read()

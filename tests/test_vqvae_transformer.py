@@ -127,3 +127,24 @@ def test_latent_mode_mean_decodes_the_most_likely_tokens(model):
         apply_latent_mode(model, "sample")
     a, b = model.sample_tokens(batch, 2, 1).numpy(), model.sample_tokens(batch, 2, 1).numpy()
     assert (a != b).any()
+
+
+def test_previous_frame_tokens_cached_sampling_matches_full_forward(first_stage_dir, model):
+    """previous_frame_tokens=2: the cached sampler feeds the same earlier-frame tokens as the full forward,
+    and those inputs matter (changing a token of frame 0 changes the logits of frame 2's first position)."""
+    with pytest.raises(ValueError, match="previous_frame_tokens"):
+        VQVAETransformerVideoPredictionModel(hparams=dict(STAGE2, first_stage_checkpoint=first_stage_dir,
+                                                          previous_frame_tokens=-1))
+    greedy = VQVAETransformerVideoPredictionModel(hparams=dict(STAGE2, first_stage_checkpoint=first_stage_dir,
+                                                               previous_frame_tokens=2, temperature=0.0))
+    batch = {"images": _clips(6)}
+    greedy.build_from_batch(batch)
+    p = greedy.tokens_per_frame
+    tokens = greedy.sample_tokens(batch, 2, 2)
+    sequence = tf.concat([greedy.encode_tokens(batch["images"][:, :2]), tokens], axis=1)
+    full = greedy.transformer(greedy.embed(sequence[:, :-1], 0, batch, history=sequence))
+    np.testing.assert_array_equal(tf.argmax(full[:, 2 * p - 1:], -1, output_type=tf.int32).numpy(), tokens.numpy())
+    # position 2p - 1 predicts token 2p (frame 2, cell 0), whose cell two frames back is token 0
+    changed = tf.concat([(sequence[:, :1] + 1) % greedy.vocab_size, sequence[:, 1:]], axis=1)
+    x, y = (greedy.embed(s[:, :-1], 0, batch, history=s)[:, 2 * p - 1] for s in (sequence, changed))
+    assert np.abs(x.numpy() - y.numpy()).max() > 1e-3

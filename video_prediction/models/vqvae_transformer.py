@@ -49,6 +49,10 @@ class VQVAETransformerVideoPredictionModel(LatentModeMixin, VideoPredictionModel
             max_frames=0,  # frames the time embedding covers; 0 = sequence_length
             use_actions=False,
             use_states=False,
+            # Ours: add to the input of the position that predicts token t embeddings of the tokens at t's
+            # grid cell in the previous_frame_tokens frames before t's frame (0 = off): a direct path from
+            # where a patch was to what it becomes, which attention alone learns slowly.
+            previous_frame_tokens=0,
             temperature=1.0,  # sampling; <= 0 takes the arg-max token
             top_k=0,  # 0 = sample from the whole vocabulary
             lr=3e-4,
@@ -84,6 +88,13 @@ class VQVAETransformerVideoPredictionModel(LatentModeMixin, VideoPredictionModel
         self.token_embedding = keras.layers.Embedding(self.vocab_size, hp.d_model, name="token_embedding")
         self.time_embedding = keras.layers.Embedding(self.max_frames, hp.d_model, name="time_embedding")
         self.space_embedding = keras.layers.Embedding(self.tokens_per_frame, hp.d_model, name="space_embedding")
+        if hp.previous_frame_tokens < 0:
+            raise ValueError(f"previous_frame_tokens must be >= 0, got {hp.previous_frame_tokens}")
+        # one extra index (vocab_size) for "before the clip"
+        self.previous_embeddings = [keras.layers.Embedding(self.vocab_size + 1, hp.d_model, name=f"previous_embedding{k}")
+                                    for k in range(1, hp.previous_frame_tokens + 1)]
+        for k, layer in enumerate(self.previous_embeddings, 1):
+            setattr(self, f"previous_embedding{k}", layer)  # named attribute: tracked by tf.train.Checkpoint
         self.action_projection = keras.layers.Dense(hp.d_model, name="action_projection") if hp.use_actions else None
         self.state_projection = keras.layers.Dense(hp.d_model, name="state_projection") if hp.use_states else None
         self.transformer = CausalTransformer(self.vocab_size, hp.d_model, hp.num_layers, hp.num_heads,
@@ -130,13 +141,22 @@ class VQVAETransformerVideoPredictionModel(LatentModeMixin, VideoPredictionModel
             total += layer(tf.gather(values, index, axis=1))
         return total
 
-    def embed(self, tokens, start, batch):
-        """Embedded inputs of ``tokens`` ``[B, n]`` occupying positions start..start+n-1."""
+    def embed(self, tokens, start, batch, history=None):
+        """Embedded inputs of ``tokens`` ``[B, n]`` occupying positions start..start+n-1.
+
+        ``history`` ``[B, L]``: the clip's tokens from position 0 on (at least up to start+n-1),
+        needed when ``previous_frame_tokens`` > 0.
+        """
         count = tf.shape(tokens)[1]
         positions = tf.range(start, start + count)
         x = self.token_embedding(tokens)
         frame = positions // self.tokens_per_frame
         x += (self.time_embedding(frame) + self.space_embedding(positions % self.tokens_per_frame))[None]
+        for k, layer in enumerate(self.previous_embeddings, 1):
+            # position i predicts token i + 1; its cell k frames earlier is at i + 1 - k*p (<= i: causal)
+            source = positions + 1 - k * self.tokens_per_frame
+            previous = tf.gather(history, tf.maximum(source, 0), axis=1)
+            x += layer(tf.where(source[None] >= 0, previous, self.vocab_size))
         conditioning = self._conditioning(batch, start, count)
         if conditioning is not None:
             x += conditioning
@@ -154,7 +174,7 @@ class VQVAETransformerVideoPredictionModel(LatentModeMixin, VideoPredictionModel
         images = tf.convert_to_tensor(batch["images"])
         self._check_length(images.shape[1])
         tokens = self.encode_tokens(images)
-        x = self.embed(tokens[:, :-1], 0, batch)
+        x = self.embed(tokens[:, :-1], 0, batch, history=tokens)
         return self.transformer(x, training=training), tokens
 
     def call(self, batch, training=False):
@@ -223,18 +243,22 @@ class VQVAETransformerVideoPredictionModel(LatentModeMixin, VideoPredictionModel
         images = tf.convert_to_tensor(batch["images"])[:, :context]
         context_tokens = self.encode_tokens(images)
         start, total = context * p, (context + horizon) * p
-        logits, caches = self.transformer.prefill(self.embed(context_tokens, 0, batch), total)
+        logits, caches = self.transformer.prefill(self.embed(context_tokens, 0, batch, history=context_tokens), total)
         generated = tf.TensorArray(tf.int32, size=horizon * p)
+        # every token so far at its position (for previous_frame_tokens), zeros after
+        history = tf.pad(context_tokens, [[0, 0], [0, total - start]])
 
-        def body(position, logits, caches, generated):
+        def body(position, logits, caches, generated, history):
             token = sample_logits(logits, temperature, hp.top_k)
             generated = generated.write(position - start, token)
-            x = self.embed(token[:, None], position, batch)
+            history += token[:, None] * tf.one_hot(position, total, dtype=tf.int32)[None]
+            x = self.embed(token[:, None], position, batch, history=history)
             logits, caches = self.transformer.step(x, caches, position)
-            return position + 1, logits, caches, generated
+            return position + 1, logits, caches, generated, history
 
-        position, logits, caches, generated = tf.while_loop(
-            lambda position, *_: position < total - 1, body, (tf.constant(start), logits, caches, generated))
+        position, logits, caches, generated, history = tf.while_loop(
+            lambda position, *_: position < total - 1, body,
+            (tf.constant(start), logits, caches, generated, history))
         generated = generated.write(total - 1 - start, sample_logits(logits, temperature, hp.top_k))
         return tf.transpose(generated.stack())
 
