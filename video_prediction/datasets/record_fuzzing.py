@@ -46,6 +46,10 @@ readers take the layout (frame size, features, use_state dimensions) from
 it, so every other record is judged against it; damage there is an error of
 the whole split (each reader's layout checks and their tests).
 
+The clips must be fixed functions of the records: a split read with random
+offsets (``force_time_shift``, KTH's default) is refused; pass
+``force_time_shift=False``.
+
 Each case runs in a worker process; the parent gives it ``timeout`` seconds
 per case and restarts it after a crash or a hang, which count as failures.
 """
@@ -302,6 +306,10 @@ class Fuzzer:
             raise ValueError(f"dataset {name!r} is not read from TFRecords; its files are not fuzzed")
         self.name, self.input_dir, self.hparams, self.work_dir = name, input_dir, hparams, work_dir
         clean, dataset = read_split(name, input_dir, hparams, skip=False)
+        if dataset.random_offsets:
+            # each clip's offset is drawn per position in the stream: leaving a record out moves the others'
+            raise ValueError(f"{name}: clips start at random offsets in {SPLIT} mode (force_time_shift); pass "
+                             "force_time_shift=False in the dataset hparams so that each record gives one clip")
         self.files = list(dataset.filenames)
         if any(compression_of(path) for path in self.files):
             raise ValueError(f"{name}: compressed TFRecords are not fuzzed (mutations work on the raw framing)")
