@@ -161,7 +161,7 @@ def test_fuzzed_records_end_in_a_named_error_or_a_counted_skip(records, tmp_path
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", PYTHONPATH=ROOT)
     result = subprocess.run(
         [sys.executable, os.path.abspath(__file__), records, str(tmp_path / "work"), str(FUZZ_CASES), "7"],
-        capture_output=True, text=True, env=env, timeout=300)
+        capture_output=True, text=True, env=env, timeout=900)  # a bound for hangs; ~2-4 min idle with the content scan
     assert result.returncode == 0, f"fuzz child crashed (rc {result.returncode}):\n{result.stderr[-3000:]}"
     outcomes = json.loads(result.stdout.strip().splitlines()[-1])
     assert outcomes["unexpected"] == [], "\n".join(outcomes["unexpected"])
