@@ -262,6 +262,8 @@ def test_lost_worker_stops_the_other_and_a_rerun_resumes_bitwise(records, tmp_pa
     # Each worker resumed from its own input position: restored from the final checkpoints, both workers'
     # iterators give the batches the uninterrupted run's would give next.
     from video_prediction.training.building import build_dataset
+    from video_prediction.training.checkpointing import input_prefix
+    from video_prediction.training.fault_tolerance import worker_slice
     from video_prediction.training.loop import _input_iterator
 
     for index in range(2):
@@ -270,9 +272,10 @@ def test_lost_worker_stops_the_other_and_a_rerun_resumes_bitwise(records, tmp_pa
             dataset = build_dataset("moving_mnist", records, "train", hparams="context_frames=2,sequence_length=4",
                                     seed=11)
             dataset.deterministic_order = True
-            iterator, _ = _input_iterator(dataset, MODEL_HPARAMS["batch_size"], 11, FAULT_STEPS, index, 2,
-                                          os.path.join(directory, prefix))
-            batches.append([next(iterator)["images"].numpy() for _ in range(2)])
+            # every worker reads the global batch; the train step keeps this worker's slice
+            iterator, _ = _input_iterator(dataset, MODEL_HPARAMS["batch_size"], 11, FAULT_STEPS,
+                                          input_prefix(os.path.join(directory, prefix), index))
+            batches.append([worker_slice(next(iterator), index, 2)["images"].numpy() for _ in range(2)])
         assert batches[0][0].shape[0] == MODEL_HPARAMS["batch_size"] // 2
         for a, b in zip(*batches):
             np.testing.assert_array_equal(a, b, err_msg=f"input position of worker {index}")
