@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # Setup + the test suite (README command 2; .ci/run calls this).
+# The tests run in VP_TEST_WORKERS processes (pytest-xdist, default 2, one per core here; 1 = in this process),
+# a test file per process so that its module fixtures are built once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup_env.sh
 . .venv/bin/activate
 export TF_CPP_MIN_LOG_LEVEL=2
-python -m pytest -q "$@"
+workers=${VP_TEST_WORKERS:-2}
+if [ "$workers" -gt 1 ]; then
+  python -m pytest -q -n "$workers" --dist loadfile "$@"
+else
+  python -m pytest -q "$@"
+fi
