@@ -49,8 +49,10 @@ FAMILIES = {
     "mspred": ("mspred_moving_mnist", "mm", ",num_channels=1",
                dict(num_preds=2, periods=[1, 2, 2], num_filters=4, dim=32, hidden_dim=4, num_layers=[1, 1, 1],
                     latent_dim=2, prior_hidden_dim=4, posterior_hidden_dim=4, num_channels=1, batch_size=2)),
-    # Latent sampling and scheduled sampling of the CDNA predictor (SNA shares it, with actions).
+    # Latent sampling and scheduled sampling of the CDNA predictor.
     "sv2p": ("moving_mnist", "mm", "", dict(batch_size=2)),
+    # The same predictor, deterministic, conditioned on actions and states (BAIR-layout records at 16x16).
+    "sna": ("bair", "bair", ",use_state=True,long_sequence_length=4,scale_size=16", dict(batch_size=2, ngf=4)),
 }
 
 # scripts/train.py with the family's update from global step 2 (its 3rd step) poisoned: every float input
@@ -99,6 +101,12 @@ def data(tmp_path_factory):
     from video_prediction.models.vqvae import VQVAEVideoPredictionModel
 
     root = tmp_path_factory.mktemp("families")
+    # BAIR-layout records with actions and end-effector states, for sna (the small set of the fuzz tests;
+    # its one split serves as the training split)
+    from fuzz_record_sets import write_record_set
+
+    write_record_set("bair", str(root / "bair"))
+    os.symlink(root / "bair" / "test", root / "bair" / "train")
     write_moving_mnist(str(root / "mm"), {"train": 4, "test": 2}, sequence_length=4, canvas_size=32,
                        examples_per_file=2, progress=False)
     write_moving_mnist_pose(str(root / "mmp"), {"train": 4, "test": 2}, 4, 1, 32, examples_per_file=2,
