@@ -129,6 +129,27 @@ def test_flipped_payload_found_by_verify(tmp_path):
         verify_tfrecords([path])
 
 
+def test_first_damaged_record_is_named_when_a_later_header_is_also_broken(tmp_path):
+    # Found by scripts/fuzz_records.py (moving_mnist, seed 1, case 784): record 1's payload and record 2's length
+    # field were both damaged; the header walk met record 2 first and named it.
+    [path] = write_tfrecord_shards(str(tmp_path / "test"), counting_videos(4, 6))
+    data = bytearray(open(path, "rb").read())
+    record_starts, offset = [], 0
+    while offset < len(data):
+        record_starts.append(offset)
+        offset += 12 + int.from_bytes(data[offset:offset + 8], "little") + 4
+    data[record_starts[1] + 20] ^= 0xFF  # record 1's payload
+    data[record_starts[2] + 3] ^= 0xFF  # record 2's length field
+    open(path, "wb").write(bytes(data))
+    with pytest.raises(ValueError, match=r"sequence_0_to_3.tfrecord: record 1 cannot be read"):
+        CountingDataset(str(tmp_path), "test")
+    with pytest.raises(ValueError, match=r"sequence_0_to_3.tfrecord: record 1 cannot be read"):
+        verify_tfrecords([path])
+    skipping = CountingDataset(str(tmp_path), "test", num_epochs=1, skip_corrupt_records=True)
+    assert [(r.index, r.lost) for r in skipping.corrupt_records] == [(1, 3)]
+    assert len(list(skipping.make_dataset(1))) == 1
+
+
 def test_inconsistent_frame_shapes_fail(tmp_path):
     small = varlen_example(np.zeros((6, 4, 4, 1), np.uint8))
     large = varlen_example(np.zeros((6, 5, 5, 1), np.uint8))

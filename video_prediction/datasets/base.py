@@ -146,22 +146,34 @@ def locate_corrupt_record(path):
     Checks the framing (:func:`check_tfrecord_framing`) and then reads every
     record with TensorFlow's reader, which verifies each payload's CRC-32C.
     """
-    mismatch = None
+    framing_problem = None
     try:
         check_tfrecord_framing(path)
     except RecordCountMismatch as e:
-        mismatch = e  # the records present may still be fine: read them first
+        framing_problem = e.found, str(e).split(": ", 1)[-1]  # the records present may still be fine
     except ValueError as e:
-        return int(re.search(r"record (\d+)", str(e)).group(1)), str(e).split(": ", 1)[-1]
+        framing_problem = int(re.search(r"record (\d+)", str(e)).group(1)), str(e).split(": ", 1)[-1]
+    # The header walk checks only length fields: a payload before the first broken header may be damaged too,
+    # and the first damaged record is the one to name (a reader stops there).
+    records = tf.data.TFRecordDataset(path, compression_type=compression_of(path))
+    if framing_problem is not None:
+        records = records.take(framing_problem[0])
     index = 0
     try:
-        for _ in tf.data.TFRecordDataset(path, compression_type=compression_of(path)):
+        for _ in records:
             index += 1
     except tf.errors.OpError as e:
         return index, f"record {index} cannot be read ({e.message.strip().splitlines()[0]})"
-    if mismatch is not None:
-        return mismatch.found, str(mismatch).split(": ", 1)[-1]
-    return None
+    return framing_problem
+
+
+def framed_record_count(path):
+    """:func:`check_tfrecord_framing`, but an error names the file's *first* damaged record, payloads included."""
+    try:
+        return check_tfrecord_framing(path)
+    except ValueError:
+        problem = locate_corrupt_record(path)
+        raise ValueError(f"corrupt TFRecord file {path}: {problem[1]}") from None
 
 
 def verify_tfrecords(paths):
@@ -361,7 +373,7 @@ class BaseVideoDataset(ClipLengthsMixin):
                                  "first record")
             self.filenames = readable
         else:
-            counts = {path: check_tfrecord_framing(path) for path in self.filenames}
+            counts = {path: framed_record_count(path) for path in self.filenames}
             # An empty file (whose name promises no count) holds no records: the layout comes from another one.
             self.filenames = [path for path in self.filenames if counts[path] != 0]
             if not self.filenames:
