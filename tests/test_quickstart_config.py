@@ -36,7 +36,8 @@ def test_every_quickstart_script_compares_with_repeat_and_both_blanks():
         script = open(os.path.join(ROOT, "scripts", "quickstarts", family + ".sh")).read()
         for needed in ("evaluate_baselines ", "print_quickstart_table "):
             assert needed in script, (family, needed)
-    assert "--num_digits 1" in open(os.path.join(ROOT, "scripts", "quickstarts", "savp.sh")).read()
+    assert "--num_digits 1" in common and "write_quickstart_moving_mnist" in open(
+        os.path.join(ROOT, "scripts", "quickstarts", "savp.sh")).read()
 
 
 def test_quickstart_sh_names_the_known_families_for_an_unknown_one():
@@ -71,9 +72,7 @@ def test_mspred_quickstart_hparams_predict_every_scored_frame_at_32px():
     dataset_hparams = json.load(open(os.path.join(qs, "dataset_hparams.json")))
     assert dataset_hparams == {"context_frames": 5, "sequence_length": 10, "scale_size": 32, "num_channels": 1}
     script = open(os.path.join(ROOT, "scripts", "quickstarts", "mspred.sh")).read()
-    savp_script = open(os.path.join(ROOT, "scripts", "quickstarts", "savp.sh")).read()
-    records_command = [line for line in savp_script.splitlines() if "--num_digits" in line]
-    assert records_command and records_command[0] in script  # the same records as the main quickstart
+    assert "\nwrite_quickstart_moving_mnist\n" in script  # the same records as the main quickstart
     assert "--num_stochastic_samples 3" in script
     model_class = get_model_class("mspred")
     hparams = resolve_hparams(model_class.default_hparams(), os.path.join(qs, "model_hparams.json"),
@@ -88,21 +87,23 @@ def test_mspred_quickstart_hparams_predict_every_scored_frame_at_32px():
     assert outputs["gen_level0"].shape == (2, 5, 32, 32, 1)
 
 
-def test_quickstarts_sharing_the_savp_records_write_them_with_the_same_arguments():
-    """A family's quickstart that reuses data/moving_mnist_quickstart must not write it differently (the
-    first run's records would silently be kept by the other)."""
-    def writer_line(script):
-        text = open(os.path.join(ROOT, "scripts", "quickstarts", script)).read().replace("\\\n", " ")
-        lines = [" ".join(line.split()) for line in text.splitlines() if "download_and_preprocess_dataset.sh" in line]
-        assert len(lines) == 1, script
-        return lines[0], "DATA=data/moving_mnist_quickstart" in text
-
-    savp, _ = writer_line("savp.sh")
-    for script in sorted(os.listdir(os.path.join(ROOT, "scripts", "quickstarts"))):
-        if script.endswith(".sh") and script not in ("common.sh", "savp.sh"):
-            line, shared = writer_line(script)
-            if shared:
-                assert line == savp, script
+def test_quickstarts_sharing_the_savp_records_write_them_in_one_place():
+    """data/moving_mnist_quickstart is written once and kept: a quickstart writing it with other arguments
+    would silently get the first run's records. Only common.sh's function writes it."""
+    quickstarts = os.path.join(ROOT, "scripts", "quickstarts")
+    common = open(os.path.join(quickstarts, "common.sh")).read()
+    assert 'QUICKSTART_MOVING_MNIST=data/moving_mnist_quickstart' in common
+    users = []
+    for script in sorted(os.listdir(quickstarts)):
+        if not script.endswith(".sh") or script == "common.sh":
+            continue
+        text = open(os.path.join(quickstarts, script)).read()
+        assert "moving_mnist_quickstart" not in text, script  # through $QUICKSTART_MOVING_MNIST only
+        if "$QUICKSTART_MOVING_MNIST" in text:
+            assert "\nwrite_quickstart_moving_mnist\n" in text, script
+            assert "download_and_preprocess_dataset.sh moving_mnist " not in text, script
+            users.append(script)
+    assert {"savp.sh", "mspred.sh", "epva.sh", "vqvae_transformer.sh"} <= set(users)
 
 
 def test_epva_quickstart_hparams_build_the_e2e_model_at_32x32():
@@ -129,6 +130,4 @@ def test_vqvae_quickstart_stages_fit_together():
     script = open(os.path.join(ROOT, "scripts", "quickstarts", "vqvae_transformer.sh")).read()
     first_stage = json.load(open(os.path.join(stage2, "model_hparams.json")))["first_stage_checkpoint"]
     assert f"RUN1={first_stage}\n" in script and '"first_stage_checkpoint=$RUN1"' in script
-    # the SAVP quickstart's records: reused only with exactly its writer arguments
-    writer = "--num_train 3000 --num_val 64 --num_test 64 --sequence_length 20 --num_digits 1"
-    assert writer in script and writer in open(os.path.join(ROOT, "scripts", "quickstarts", "savp.sh")).read()
+    assert "\nwrite_quickstart_moving_mnist\n" in script  # the SAVP quickstart's records

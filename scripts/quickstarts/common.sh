@@ -31,6 +31,15 @@ hparams_as_flags() {
   python -c "import json,sys;print(','.join(f'{k}={v}' for k,v in json.load(open(sys.argv[1])).items()))" "$1"
 }
 
+# The one-digit Moving MNIST records (64x64, 3000 training videos of 20 frames) that the SAVP, MSPred, EPVA
+# and two-stage quickstarts share; each resizes them with its own scale_size. Written once (the writer keeps
+# existing records), so every quickstart must write them with these arguments: hence one function.
+QUICKSTART_MOVING_MNIST=data/moving_mnist_quickstart
+write_quickstart_moving_mnist() {
+  bash data/download_and_preprocess_dataset.sh moving_mnist --output_dir "$QUICKSTART_MOVING_MNIST" \
+    --num_train 3000 --num_val 64 --num_test 64 --sequence_length 20 --num_digits 1
+}
+
 # One evaluate.py run; prints only its last line (where the summary table says it wrote its results).
 evaluate() { python scripts/evaluate.py --num_samples 64 --batch_size 16 "$@" | tail -n 1; }
 

@@ -2,14 +2,13 @@
 # 3 context + 5 predicted frames, with the settings of hparams/moving_mnist/epva_quickstart/ (its README says
 # which model_mode and why). Sourced by scripts/quickstart.sh.
 QS=hparams/moving_mnist/epva_quickstart
-DATA=data/moving_mnist_quickstart  # the same records as the SAVP quickstart (same writer arguments)
+DATA=$QUICKSTART_MOVING_MNIST  # written by write_quickstart_moving_mnist (common.sh)
 RUN=logs/quickstart/epva
 RESULTS=results/quickstart_epva
 STEPS=${QUICKSTART_STEPS:-}  # default: max_steps of $QS/model_hparams.json
 
 DATASET_HPARAMS=$(hparams_as_flags "$QS/dataset_hparams.json")
-bash data/download_and_preprocess_dataset.sh moving_mnist --output_dir "$DATA" \
-  --num_train 3000 --num_val 64 --num_test 64 --sequence_length 20 --num_digits 1
+write_quickstart_moving_mnist
 phase data
 
 python scripts/train.py --dataset moving_mnist --input_dir "$DATA" --dataset_hparams "$DATASET_HPARAMS" \

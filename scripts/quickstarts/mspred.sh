@@ -2,14 +2,13 @@
 # train in minutes on 2 CPU cores, on the main quickstart's one-digit Moving MNIST records at 32x32
 # (hparams/moving_mnist/mspred_quickstart/README.md). Sourced by scripts/quickstart.sh.
 QS=hparams/moving_mnist/mspred_quickstart
-DATA=data/moving_mnist_quickstart  # the same records as the main (SAVP) quickstart: built once
+DATA=$QUICKSTART_MOVING_MNIST  # written by write_quickstart_moving_mnist (common.sh)
 RUN=logs/quickstart/mspred
 RESULTS=results/quickstart_mspred
 STEPS=${QUICKSTART_STEPS:-}  # default: max_steps of $QS/model_hparams.json
 
 DATASET_HPARAMS=$(hparams_as_flags "$QS/dataset_hparams.json")
-bash data/download_and_preprocess_dataset.sh moving_mnist --output_dir "$DATA" \
-  --num_train 3000 --num_val 64 --num_test 64 --sequence_length 20 --num_digits 1
+write_quickstart_moving_mnist
 phase data
 
 python scripts/train.py --dataset mspred_moving_mnist --input_dir "$DATA" --dataset_hparams "$DATASET_HPARAMS" \

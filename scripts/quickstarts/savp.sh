@@ -1,14 +1,13 @@
 # The main quickstart (README command 1): a small deterministic SAVP-family model whose DNA kernels
 # move the previous frame's pixels, on one-digit Moving MNIST at 32x32. Sourced by scripts/quickstart.sh.
 QS=hparams/moving_mnist/quickstart
-DATA=data/moving_mnist_quickstart
+DATA=$QUICKSTART_MOVING_MNIST  # written by write_quickstart_moving_mnist (common.sh)
 RUN=logs/quickstart/savp_dna
 RESULTS=results/quickstart
 STEPS=${QUICKSTART_STEPS:-}  # default: max_steps of $QS/model_hparams.json
 
 DATASET_HPARAMS=$(hparams_as_flags "$QS/dataset_hparams.json")
-bash data/download_and_preprocess_dataset.sh moving_mnist --output_dir "$DATA" \
-  --num_train 3000 --num_val 64 --num_test 64 --sequence_length 20 --num_digits 1
+write_quickstart_moving_mnist
 phase data
 
 python scripts/train.py --dataset moving_mnist --input_dir "$DATA" --dataset_hparams "$DATASET_HPARAMS" \

@@ -4,13 +4,12 @@
 # Sourced by scripts/quickstart.sh; the records are the SAVP quickstart's (same writer arguments).
 QS1=hparams/moving_mnist/vqvae_quickstart
 QS2=hparams/moving_mnist/vqvae_transformer_quickstart
-DATA=data/moving_mnist_quickstart
+DATA=$QUICKSTART_MOVING_MNIST  # written by write_quickstart_moving_mnist (common.sh)
 RUN1=logs/quickstart/vqvae
 RUN2=logs/quickstart/vqvae_transformer
 RESULTS=results/quickstart_vqvae
 
-bash data/download_and_preprocess_dataset.sh moving_mnist --output_dir "$DATA" \
-  --num_train 3000 --num_val 64 --num_test 64 --sequence_length 20 --num_digits 1
+write_quickstart_moving_mnist
 phase data
 
 python scripts/train.py --dataset moving_mnist --input_dir "$DATA" \
