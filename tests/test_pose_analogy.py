@@ -64,6 +64,20 @@ def test_call_follows_the_test_protocol_and_the_contract():
     assert model.generate(batch, horizon=3).shape == (2, 1, 3, 16, 16, 3)
 
 
+def test_building_and_generating_raise_no_keras_build_warning():
+    """generate.py and evaluate.py build a model with build_from_batch and then call it in a tf.function;
+    Keras must not warn that a default build() left sub-layers unbuilt (the discriminator is not reached)."""
+    import warnings
+
+    batch = clip_batch(np.random.default_rng(1))
+    model = small_model()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        model.build_from_batch(batch)
+        assert model.generate(batch, horizon=2).shape == (2, 1, 2, 16, 16, 3)
+    assert model.built and model.discriminator_variables()
+
+
 def test_clip_output_option_keeps_black_black_and_bright_pixels_learning():
     """output_activation='clip' (not the original's): clip forward, identity gradient; 'tanh' is the default."""
     z = tf.constant([-3.0, -3.0, -0.5, 2.0])

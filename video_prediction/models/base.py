@@ -81,7 +81,16 @@ class BaseVideoPredictionModel(ClipLengthsMixin, keras.Model):
 
     def build_from_batch(self, batch):
         """Create every weight by running one forward pass on ``batch`` (used before restoring)."""
+        self.mark_built_by_forward_pass()
         self(batch, training=False)
+
+    def mark_built_by_forward_pass(self):
+        """Tell Keras not to build this model itself on its first call: the sub-layers create their weights
+        as the forward pass reaches them.  (Keras' default would first trace ``call`` symbolically, then warn
+        that "``build()`` was called ... it looks like it has unbuilt state" for a model whose discriminator
+        the forward pass does not reach.)  A model with its own ``build`` is built by that instead."""
+        if type(self).build is keras.Model.build:
+            self.built = True
 
     def generate(self, batch, num_samples=1, horizon=None):
         """Predict ``horizon`` frames after the context, ``num_samples`` times per video.

@@ -385,6 +385,7 @@ class PoseAnalogyVideoPredictionModel(VideoPredictionModel):
                 raise ValueError("pose_analogy needs 'heatmaps' or 'poses' in the batch or num_joints set")
             images = tf.convert_to_tensor(batch["images"])
             batch = dict(batch, heatmaps=tf.zeros(images.shape[:4] + (self.hparams.num_joints,)))
+        self.mark_built_by_forward_pass()
         self(batch, training=False)
         maps = self.heatmaps(batch)
         self.discriminate(self.to_model_images(batch["images"][:, 0]), maps[:, 0])

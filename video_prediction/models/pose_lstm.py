@@ -93,7 +93,7 @@ class PoseLSTMVideoPredictionModel(VideoPredictionModel):
                 raise ValueError("pose_lstm needs 'poses' in the batch or num_landmarks set to build its weights")
             images = tf.convert_to_tensor(batch["images"])
             batch = dict(batch, poses=tf.zeros([images.shape[0], images.shape[1], self.hparams.num_landmarks, 2]))
-        self(batch, training=False)
+        super().build_from_batch(batch)
 
     def loss_names(self):
         return ["loss"]

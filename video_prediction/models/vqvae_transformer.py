@@ -226,9 +226,6 @@ class VQVAETransformerVideoPredictionModel(LatentModeMixin, VideoPredictionModel
         loss = self.token_loss(logits, tokens)
         return self.report({"loss": loss, "token_loss": loss, "token_accuracy": self._accuracy(logits, tokens)})
 
-    def build_from_batch(self, batch):
-        self(batch, training=False)
-
     # -- sampling -----------------------------------------------------------------------------------
 
     def sample_tokens(self, batch, context, horizon, greedy=False):
