@@ -33,7 +33,8 @@ def main(argv):
     started = time.time()
     try:
         results = record_fuzzing.fuzz_records(FLAGS.dataset, FLAGS.input_dir, FLAGS.count, FLAGS.seed,
-                                              hparams=FLAGS.dataset_hparams, timeout=FLAGS.timeout)
+                                              hparams=FLAGS.dataset_hparams, timeout=FLAGS.timeout,
+                                              log=lambda line: print(line, flush=True))
     except ValueError as e:
         sys.exit(f"error: {e}")
     print(f"{FLAGS.dataset}: {FLAGS.count} cases, seed {FLAGS.seed}, {time.time() - started:.0f} s")

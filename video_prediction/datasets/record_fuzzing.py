@@ -485,7 +485,7 @@ def fuzz_records(name, input_dir, count, seed, hparams="", timeout=120.0, log=pr
     return fuzz_datasets([(name, input_dir, hparams, count)], seed, timeout=timeout, log=log)[name]
 
 
-def fuzz_datasets(jobs, seed, timeout=120.0, log=print):
+def fuzz_datasets(jobs, seed, timeout=120.0, log=print, progress_every=50):
     """``{name: per-case results}`` for ``jobs`` ``[(name, input_dir, hparams, count)]``, all in one worker.
 
     Every case runs in a worker process (started once: TensorFlow is imported
@@ -494,7 +494,9 @@ def fuzz_datasets(jobs, seed, timeout=120.0, log=print):
     ``crash``, one that does not answer in time a ``hang`` (it is killed and a
     new one started).  ValueError if a dataset's clean records cannot be
     fuzzed (unreadable, compressed, not one clip per record, not TFRecords).
+    ``log`` gets each failed case and, every ``progress_every`` cases, a progress line.
     """
+    started = time.time()
     work_dir = tempfile.mkdtemp(prefix="fuzz_records_")
     everything, worker = {}, None
     try:
@@ -526,6 +528,9 @@ def fuzz_datasets(jobs, seed, timeout=120.0, log=print):
                 if result["outcome"] not in GOOD_OUTCOMES + ("not_applicable",):
                     log(f"{name} case {case} ({kind}, {result.get('file')}, {result.get('detail')}): "
                         f"{result['outcome']}: {result['why']}")
+                if (case + 1) % progress_every == 0 and case + 1 < count:
+                    log(f"{name}: {case + 1}/{count} cases, {time.time() - started:.0f} s, "
+                        f"{len(failures(results))} failed so far")
     finally:
         if worker is not None:
             worker.stop()
