@@ -13,7 +13,6 @@ import json
 import os
 import random
 import re
-import selectors
 import signal
 import subprocess
 import sys
@@ -21,12 +20,12 @@ import time
 
 import numpy as np
 import pytest
+from training_processes import ROOT, checkpoint_tensors, child_env, cpu_seconds, kill_after, read_until, step_of
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 MAX_STEPS = 5
 SAVE_FREQ = 2
 SEED = 3
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", PYTHONUNBUFFERED="1", PYTHONPATH=ROOT)
+ENV = child_env()
 
 # family: (dataset, records, dataset hparams, smallest model hparams).  Each keeps (or turns on) the
 # family's own random ops, so that the bitwise comparison covers their streams.
@@ -83,14 +82,6 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 
-def checkpoint_tensors(prefix):
-    import tensorflow as tf
-
-    reader = tf.train.load_checkpoint(prefix)
-    return {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map()
-            if key != "_CHECKPOINTABLE_OBJECT_GRAPH"}
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     import tensorflow as tf
@@ -145,29 +136,14 @@ def run_and_kill(command, rng, timeout=1200):
     delay: inside a step, a save or between them).  Returns ``(output, return code, target step)``."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV,
                                cwd=ROOT)
-    target, output, deadline = rng.randint(SAVE_FREQ + 1, MAX_STEPS - 1), [], time.time() + timeout
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
+    target = rng.randint(SAVE_FREQ + 1, MAX_STEPS - 1)
     try:
-        while time.time() < deadline:
-            if not selector.select(timeout=1.0):
-                if process.poll() is not None:
-                    break
-                continue
-            line = process.stdout.readline()
-            if not line:
-                break
-            output.append(line)
-            reached = re.match(r"step (\d+)/", line)
-            if reached and int(reached.group(1)) >= target:
-                break
-        else:
+        output, reached = read_until(process, lambda line: (step_of(line) or 0) >= target, timeout)
+        if not reached and process.poll() is None:
             pytest.fail(f"no step {target} within {timeout} s:\n{''.join(output)[-2000:]}")
-        time.sleep(rng.uniform(0.0, 0.1))
-        process.send_signal(signal.SIGKILL)
+        kill_after(process, rng)
         process.wait(timeout=60)
     finally:
-        selector.close()
         if process.poll() is None:
             process.kill()
     output.append(process.stdout.read())
@@ -176,8 +152,6 @@ def run_and_kill(command, rng, timeout=1200):
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_family_survives_sigkill_and_skips_nonfinite_steps(data, tmp_path, family):
-    from test_multi_worker import cpu_seconds
-
     cpu_start = cpu_seconds()
     reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
     reference = subprocess.Popen(train_command(data, family, reference_dir), stdout=subprocess.PIPE,

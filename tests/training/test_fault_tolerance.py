@@ -7,7 +7,6 @@ import json
 import os
 import random
 import re
-import selectors
 import signal
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from training_processes import checkpoint_tensors, child_env, kill_after, read_until, step_of
 from video_prediction.training import checkpointing
 from video_prediction.training.building import load_model
 from video_prediction.training.fault_tolerance import NonFiniteLossError, TrainingInterrupted
@@ -63,7 +63,7 @@ def train_command(args):
     return [sys.executable, os.path.join(ROOT, "scripts", "train.py"), *args]
 
 
-ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", PYTHONUNBUFFERED="1")
+ENV = child_env()
 
 
 def run_to_end(args):
@@ -80,43 +80,27 @@ def run_and_kill(args, rng, earliest=1, timeout=400):
     """
     process = subprocess.Popen(train_command(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env=ENV, cwd=ROOT)
-    output, start, target, deadline = [], 0, None, time.time() + timeout
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
+    start, target = 0, None
+
+    def reached_target(line):
+        nonlocal start, target
+        resumed = re.match(r"resumed from .* at step (\d+)", line)
+        if resumed:
+            start = int(resumed.group(1))
+        step = step_of(line)
+        if step is not None and target is None:
+            target = rng.randint(max(start + 1, earliest), max(min(start + 4, MAX_STEPS - 4), start + 1))
+        return step is not None and step >= target
+
     try:
-        while time.time() < deadline:
-            if not selector.select(timeout=1.0):
-                if process.poll() is not None:
-                    break
-                continue
-            line = process.stdout.readline()
-            if not line:
-                break
-            output.append(line)
-            resumed = re.match(r"resumed from .* at step (\d+)", line)
-            if resumed:
-                start = int(resumed.group(1))
-            reached = re.match(r"step (\d+)/", line)
-            if reached:
-                if target is None:
-                    target = rng.randint(max(start + 1, earliest), max(min(start + 4, MAX_STEPS - 4), start + 1))
-                if int(reached.group(1)) >= target:
-                    break
-        time.sleep(rng.uniform(0.0, 0.1))  # anywhere: inside a step, a save, or between them
-        process.send_signal(signal.SIGKILL)
+        output, _ = read_until(process, reached_target, timeout)
+        kill_after(process, rng)
         process.wait(timeout=60)
     finally:
-        selector.close()
         if process.poll() is None:
             process.kill()
     output.append(process.stdout.read())
     return "".join(output), process.returncode
-
-
-def checkpoint_tensors(prefix):
-    reader = tf.train.load_checkpoint(prefix)
-    return {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map()
-            if key != "_CHECKPOINTABLE_OBJECT_GRAPH"}
 
 
 def files_digest(directory):

@@ -3,14 +3,14 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from training_processes import (ROOT, checkpoint_tensors, child_env, cpu_seconds, finish, free_ports, kill_after,
+                                read_until, step_of)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 STEPS = 3
 # Deterministic SAVP (no latents, no GAN, no schedule sampling): the single-process reference draws
 # its random numbers differently from two workers, so the model must not draw any.  Without
@@ -37,34 +37,10 @@ np.savez(weights_path, *model.get_weights())
 """
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def child(records, output_dir, strategy, weights_path, tf_config=None, cpus=1):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", PYTHONPATH=ROOT)
-    env.pop("TF_CONFIG", None)
-    if tf_config is not None:
-        env["TF_CONFIG"] = json.dumps(tf_config)
     return subprocess.Popen([sys.executable, "-c", CHILD, records, output_dir, strategy, weights_path, str(STEPS),
-                             os.path.join(records, "model_hparams.json"), str(cpus)], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             os.path.join(records, "model_hparams.json"), str(cpus)], env=child_env(tf_config), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
-
-
-def finish(process, what):
-    try:
-        stdout, stderr = process.communicate(timeout=400)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        stdout, stderr = process.communicate()
-        pytest.fail(f"{what} hung:\n{stdout[-2000:]}\n{stderr[-3000:]}")
-    assert process.returncode == 0, f"{what} failed:\n{stdout[-2000:]}\n{stderr[-3000:]}"
 
 
 def load(path):
@@ -122,7 +98,6 @@ def test_two_workers_equal_one_process_on_the_global_batch(records, tmp_path):
 
 
 def test_multi_worker_needs_tf_config(monkeypatch):
-    from video_prediction.training.loop import train
     from video_prediction.training.strategy import make_strategy
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
@@ -142,8 +117,7 @@ PEER_LOSS_BOUND = 90  # s from the SIGKILL until the other worker has exited (de
 def worker_command(records, output_dir, ports, index):
     """`scripts/train.py` of worker ``index`` and its environment (the command a user reruns)."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", PYTHONPATH=ROOT, PYTHONUNBUFFERED="1",
-               TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}))
+    env = child_env({"cluster": cluster, "task": {"type": "worker", "index": index}})
     args = [sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--dataset", "moving_mnist",
             "--input_dir", records, "--dataset_hparams", "context_frames=2,sequence_length=4", "--model", "savp",
             "--model_hparams_dict", os.path.join(records, "model_hparams.json"), "--output_dir", output_dir,
@@ -174,29 +148,12 @@ def finish_all(processes, what, timeout=400):
     return outputs
 
 
-def cpu_seconds():
-    """CPU time of this process's finished children (what the test costs on an idle machine, roughly)."""
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def checkpoint_tensors(prefix):
-    import tensorflow as tf
-
-    reader = tf.train.load_checkpoint(prefix)
-    return {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map()
-            if key != "_CHECKPOINTABLE_OBJECT_GRAPH"}
-
-
 def test_lost_worker_stops_the_other_and_a_rerun_resumes_bitwise(records, tmp_path):
     """SIGKILL one of two workers after a random step: the other stops within a bound with one line
     naming the lost peer; rerunning both commands resumes (each worker from its own input position) and
     ends bitwise equal to an uninterrupted two-worker run."""
     import random
     import re
-    import selectors
     import signal
     import time
 
@@ -210,25 +167,9 @@ def test_lost_worker_stops_the_other_and_a_rerun_resumes_bitwise(records, tmp_pa
     workers = start_workers(records, killed_dir, ports)
     survivor = workers[1 - victim]
     # The chief prints the steps; kill after the first checkpoint (step 2) and before the end.
-    target, chief_output = rng.randint(3, FAULT_STEPS - 2), []
-    selector = selectors.DefaultSelector()
-    selector.register(workers[0].stdout, selectors.EVENT_READ)
-    deadline = time.time() + 400
-    while time.time() < deadline:
-        if not selector.select(timeout=1.0):
-            if workers[0].poll() is not None:
-                break
-            continue
-        line = workers[0].stdout.readline()
-        if not line:
-            break
-        chief_output.append(line)
-        reached = re.match(r"step (\d+)/", line)
-        if reached and int(reached.group(1)) >= target:
-            break
-    selector.close()
-    time.sleep(rng.uniform(0.0, 0.1))  # inside a step, a save or between them
-    workers[victim].send_signal(signal.SIGKILL)
+    target = rng.randint(3, FAULT_STEPS - 2)
+    chief_output, _ = read_until(workers[0], lambda line: (step_of(line) or 0) >= target, timeout=400)
+    kill_after(workers[victim], rng)
     killed_at = time.time()
     context = f"seed {seed}: killed worker {victim} at step {target}; chief:\n{''.join(chief_output)[-1500:]}"
     try:

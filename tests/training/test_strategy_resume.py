@@ -11,11 +11,9 @@ import types
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from test_multi_worker import free_ports
+from training_processes import ROOT, checkpoint_tensors, child_env, finish, free_ports
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 MODEL_HPARAMS = dict(ngf=4, nef=4, batch_size=4, nz=0, kl_weight=0.0, video_sn_vae_gan_weight=0.0,
                      video_sn_gan_weight=0.0, vae_gan_feature_cdist_weight=0.0, schedule_sampling="none")
 
@@ -56,30 +54,13 @@ for strategy, steps, dump in json.loads(phases):  # resumes output_dir under eac
 
 def child(records, run, phases, cpus=1, tf_config=None, odd_batch_dir="-"):
     """A process that trains ``run`` through ``phases``: ``[(strategy, max_steps, dump path), ...]``."""
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", PYTHONPATH=ROOT)
-    env.pop("TF_CONFIG", None)
-    if tf_config is not None:
-        env["TF_CONFIG"] = json.dumps(tf_config)
     return subprocess.Popen([sys.executable, "-c", CHILD, records, run, json.dumps(phases), str(cpus),
-                             odd_batch_dir], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             odd_batch_dir], env=child_env(tf_config), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 
 
-def finish(process, what):
-    try:
-        stdout, stderr = process.communicate(timeout=400)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        stdout, stderr = process.communicate()
-        pytest.fail(f"{what} hung:\n{stdout[-2000:]}\n{stderr[-3000:]}")
-    assert process.returncode == 0, f"{what} failed:\n{stdout[-2000:]}\n{stderr[-3000:]}"
-    return stdout
-
-
 def tensors(prefix):
-    reader = tf.train.load_checkpoint(prefix)
-    return {key: reader.get_tensor(key) for key in reader.get_variable_to_shape_map()
-            if key != "_CHECKPOINTABLE_OBJECT_GRAPH" and not key.startswith("save_counter")}
+    return checkpoint_tensors(prefix, skip=("_CHECKPOINTABLE_OBJECT_GRAPH", "save_counter"))
 
 
 def assert_restored(dump, prefix):
