@@ -25,6 +25,7 @@ import tensorflow as tf
 
 from video_prediction.datasets.video_dataset import VideoDataset, count_from_range_names, template_regex
 from video_prediction.download import download_file, extract_archive, verify_archive
+from video_prediction.datasets.record_writing import write_dataset_info
 
 BAIR_URL = "http://rail.eecs.berkeley.edu/datasets/bair_robot_pushing_dataset_v0.tar"
 BAIR_ARCHIVE = "bair_robot_pushing_dataset_v0.tar"
@@ -150,9 +151,7 @@ def download_and_preprocess_bair(output_dir="data/bair", base_url=None, keep_arc
         counts[split] = count_from_range_names(files, "traj")
     info = dict(dataset="bair", source=url, archive_sha256=BAIR_ARCHIVE_SHA256 if official else None,
                 num_examples=counts, val=f"train/{BAIR_VAL_FILE} moved to val/ (as the original)")
-    with open(info_path + ".tmp", "w") as f:
-        json.dump(info, f, indent=2, sort_keys=True)
-    os.replace(info_path + ".tmp", info_path)
+    write_dataset_info(output_dir, info)
     if not keep_archive:
         os.remove(archive)
     return info

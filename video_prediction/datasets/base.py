@@ -484,7 +484,12 @@ class BaseVideoDataset(ClipLengthsMixin):
         return stored_channels
 
     def num_examples_per_epoch(self):
-        raise NotImplementedError
+        """Records in the files (counted once and cached); datasets with known sizes or records that hold
+        several examples override this."""
+        if not hasattr(self, "_num_examples"):
+            dataset = tf.data.TFRecordDataset(self.filenames, compression_type=compression_of(self.filenames[0]))
+            self._num_examples = int(dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
+        return self._num_examples
 
     def _info(self):
         """``dataset_info.json`` next to the splits (what our preprocessors record), read once; ``{}`` for

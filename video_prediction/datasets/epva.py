@@ -51,8 +51,9 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from video_prediction.datasets.base import BaseVideoDataset, compression_of, write_tfrecord_shards
+from video_prediction.datasets.base import BaseVideoDataset, write_tfrecord_shards
 from video_prediction.datasets.video_dataset import read_first_example
+from video_prediction.datasets.record_writing import write_dataset_info
 
 EPVA_IMAGE_SIZE = 64  # prediction_input.py IMG_HEIGHT / IMG_WIDTH
 POSE_DIM = 5  # prediction_train.py --pose_dim
@@ -178,12 +179,6 @@ class EPVAVideoDataset(BaseVideoDataset):
     def stored_image_shape(self):
         size = self.hparams.image_size
         return (size, size, 3)
-
-    def num_examples_per_epoch(self):
-        if not hasattr(self, "_num_examples"):
-            dataset = tf.data.TFRecordDataset(self.filenames, compression_type=compression_of(self.filenames[0]))
-            self._num_examples = int(dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
-        return self._num_examples
 
     # -- parsing ---------------------------------------------------------------------------------
 
@@ -349,9 +344,7 @@ def write_epva_splits(output_dir, splits, settings, prefix, examples_per_file=12
         with open(marker, "w") as f:
             json.dump(dict(settings, _count=count), f)
     info = dict(settings, num_examples=counts, layout="epva (specs/epva.md §2.1)")
-    with open(info_path + ".tmp", "w") as f:
-        json.dump(info, f, indent=2, sort_keys=True)
-    os.replace(info_path + ".tmp", info_path)
+    write_dataset_info(output_dir, info)
     for mode in splits:
         os.remove(os.path.join(output_dir, f".{mode}_settings.json"))
     return info

@@ -51,6 +51,7 @@ from video_prediction.datasets.epva import SPLIT_WORDS, epva_example, record_lay
 from video_prediction.datasets.google_robot import GoogleRobotVideoDataset
 from video_prediction.datasets.video_dataset import read_first_example
 from video_prediction.download import download_file, extract_archive, file_sha256, verify_archive
+from video_prediction.datasets.record_writing import write_dataset_info
 
 HUMAN36M_FPS = 50
 EPVA_HUMAN_FPS = 12.5
@@ -293,9 +294,7 @@ def download_and_prepare_robot_push(output_dir="data/robot_push", base_url=None,
                 archive_layout="epva" if not by_layout["finn_push"] else
                 ("finn_push (converted)" if not by_layout["epva"] else "mixed"),
                 read_with="--dataset epva_robot")
-    with open(info_path + ".tmp", "w") as f:
-        json.dump(info, f, indent=2, sort_keys=True)
-    os.replace(info_path + ".tmp", info_path)
+    write_dataset_info(output_dir, info)
     if not keep_archive:
         os.remove(archive)
     return info

@@ -32,6 +32,7 @@ from PIL import Image
 
 from video_prediction.datasets.base import VarLenFeatureVideoDataset, varlen_example, write_tfrecord_shards
 from video_prediction.datasets.grey_channels import GreyChannelsMixin
+from video_prediction.datasets.record_writing import write_dataset_info
 
 GENERATOR_VERSION = 1
 DIGIT_SIZE = 28
@@ -217,7 +218,6 @@ def write_moving_mnist(output_dir, num_videos=None, sequence_length=60, num_digi
     )
     if already_written(output_dir, info, "Moving MNIST"):
         return info
-    info_path = os.path.join(output_dir, "dataset_info.json")
     from tqdm import tqdm
 
     os.makedirs(output_dir, exist_ok=True)
@@ -233,7 +233,5 @@ def write_moving_mnist(output_dir, num_videos=None, sequence_length=60, num_digi
         write_tfrecord_shards(tmp_dir, examples, examples_per_file)
         shutil.rmtree(final_dir, ignore_errors=True)
         os.replace(tmp_dir, final_dir)
-    with open(info_path + ".tmp", "w") as f:
-        json.dump(info, f, indent=2, sort_keys=True)
-    os.replace(info_path + ".tmp", info_path)
+    write_dataset_info(output_dir, info)
     return info

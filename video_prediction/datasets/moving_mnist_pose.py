@@ -23,6 +23,7 @@ from video_prediction.datasets.grey_channels import GreyChannelsMixin
 from video_prediction.datasets.moving_mnist import (DIGIT_SIZE, SPLIT_SEEDS, already_written, encode_png,
                                                     load_digit_pools, render_frames, sample_trajectories)
 from video_prediction.datasets.pose import PoseVideoDataset, pose_record_features
+from video_prediction.datasets.record_writing import write_dataset_info
 
 GENERATOR_VERSION = 1
 KEYPOINTS = ("centre", "top_left", "top_right", "bottom_left", "bottom_right")
@@ -113,7 +114,6 @@ def write_moving_mnist_pose(output_dir, num_videos=None, sequence_length=60, num
     info = dict(settings, num_examples=num_videos)
     if already_written(output_dir, info, "moving_mnist_pose"):
         return info
-    info_path = os.path.join(output_dir, "dataset_info.json")
     from tqdm import tqdm
 
     os.makedirs(output_dir, exist_ok=True)
@@ -142,9 +142,7 @@ def write_moving_mnist_pose(output_dir, num_videos=None, sequence_length=60, num
         os.replace(tmp_dir, final_dir)
         with open(marker, "w") as f:
             json.dump(wanted, f)
-    with open(info_path + ".tmp", "w") as f:
-        json.dump(info, f, indent=2, sort_keys=True)
-    os.replace(info_path + ".tmp", info_path)
+    write_dataset_info(output_dir, info)
     for split in num_videos:
         marker = os.path.join(output_dir, f".{split}_settings.json")
         if os.path.exists(marker):

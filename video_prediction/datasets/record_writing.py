@@ -78,9 +78,7 @@ def write_splits(output_dir, splits, settings, sequences_per_file=128, encode_fr
         with open(marker, "w") as f:
             json.dump(settings, f)
     info = dict(settings, num_examples=counts)
-    with open(info_path + ".tmp", "w") as f:
-        json.dump(info, f, indent=2, sort_keys=True)
-    os.replace(info_path + ".tmp", info_path)
+    write_dataset_info(output_dir, info)
     for split in splits:
         os.remove(os.path.join(output_dir, f".{split}_settings.json"))
     return info
@@ -125,9 +123,13 @@ def check_settings(output_dir, settings):
         json.dump(wanted, f, indent=2, sort_keys=True)
 
 
+def write_json_atomically(path, value, **json_kwargs):
+    """Write ``value`` as JSON to ``path`` through a temporary file: a reader sees the old file or the whole new one."""
+    with open(path + ".tmp", "w") as f:
+        json.dump(value, f, **json_kwargs)
+    os.replace(path + ".tmp", path)
+
+
 def write_dataset_info(output_dir, info):
     """``dataset_info.json`` (written last: it marks the output as finished)."""
-    path = os.path.join(output_dir, "dataset_info.json")
-    with open(path + ".tmp", "w") as f:
-        json.dump(info, f, indent=2, sort_keys=True)
-    os.replace(path + ".tmp", path)
+    write_json_atomically(os.path.join(output_dir, "dataset_info.json"), info, indent=2, sort_keys=True)

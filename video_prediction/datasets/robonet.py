@@ -61,6 +61,7 @@ import numpy as np
 import tensorflow as tf
 
 from video_prediction.datasets.base import VarLenFeatureVideoDataset, varlen_example
+from video_prediction.datasets.record_writing import write_json_atomically
 
 #: The original's statistics (calc_robonet_stats.py over its train split; RGB order).
 ORIGINAL_MEAN = (0.4947905177456989, 0.4394289448514622, 0.3734249455050442)
@@ -370,12 +371,6 @@ def _digest(value):
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
-def _write_json(path, value, **kwargs):
-    with open(path + ".tmp", "w") as f:
-        json.dump(value, f, **kwargs)
-    os.replace(path + ".tmp", path)
-
-
 def _view_example(frames, states, actions):
     """The VarLen record of one camera view, with its states / actions and their sizes."""
     example = varlen_example(frames, extra={"states": states, "actions": actions})
@@ -402,7 +397,7 @@ def _write_shard(path, views, results):
             lengths.append(len(frames))
             writer.write(_view_example(frames, states, actions).SerializeToString())
     summary = dict(lengths=lengths, sums=sums.tolist(), squares=squares.tolist(), pixels=pixels, short=short)
-    _write_json(_summary_path(path), summary)  # the sidecar first: a shard under its final name is complete
+    write_json_atomically(_summary_path(path), summary)  # the sidecar first: a shard under its final name is complete
     os.replace(path + ".tmp", path)
     return summary
 
@@ -474,8 +469,8 @@ def write_robonet_records(hdf5_dir, output_dir, dim=64, num_trajectories=None, n
                         shutil.rmtree(os.path.join(output_dir, split), ignore_errors=True)
         if os.path.exists(info_path):
             os.remove(info_path)
-        _write_json(settings_path, settings)
-        _write_json(os.path.join(output_dir, "splits.json"),
+        write_json_atomically(settings_path, settings)
+        write_json_atomically(os.path.join(output_dir, "splits.json"),
                     {split: [f"{name}_{camera}" for name, camera in views_] for split, views_ in partition.items()})
         write_metadata_csv(os.path.join(output_dir, "metadata.csv"), metadata)
         summaries = {}
@@ -517,7 +512,7 @@ def write_robonet_records(hdf5_dir, output_dir, dim=64, num_trajectories=None, n
         num_trajectories_used=len(files),
         split_unit=("camera view (views of one trajectory can be in different splits: leakage, as the original)"
                     if split_by == "camera" else "trajectory"))
-    _write_json(info_path, info, indent=2, sort_keys=True)
+    write_json_atomically(info_path, info, indent=2, sort_keys=True)
     return info
 
 

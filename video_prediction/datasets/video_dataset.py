@@ -209,13 +209,6 @@ class VideoDataset(BaseVideoDataset):
         """Timesteps per stored video."""
         return self._inspect(self.hparams.use_state)["length"]
 
-    def num_examples_per_epoch(self):
-        """Records in the files (counted once and cached); datasets with known sizes override this."""
-        if not hasattr(self, "_num_examples"):
-            dataset = tf.data.TFRecordDataset(self.filenames, compression_type=compression_of(self.filenames[0]))
-            self._num_examples = int(dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1))
-        return self._num_examples
-
     # -- parsing ----------------------------------------------------------------------------------
 
     def parse(self, serialized):
