@@ -167,17 +167,23 @@ def encode_png(frame):
     return buffer.getvalue()
 
 
-def generate_videos(pool, num_videos, num_frames, num_digits=2, canvas_size=64, seed=0, chunk=256):
-    """Yield ``(frames uint8 [T, S, S, 1], centres [T, D, 2])`` per video, deterministic for a seed."""
+def generate_videos(pool, num_videos, num_frames, num_digits=2, canvas_size=64, seed=0, chunk=256,
+                    annotate=None):
+    """Yield ``(frames uint8 [T, S, S, 1], centres [T, D, 2])`` per video, deterministic for a seed.
+
+    ``annotate(positions [N, T, D, 2], canvas_size)`` replaces the centres by other per-video arrays computed
+    from the digits' top-left positions (the pose records' keypoints); the frames stay the same.
+    """
+    annotate = annotate or digit_centres
     rng = np.random.default_rng(seed)
     for start in range(0, num_videos, chunk):
         count = min(chunk, num_videos - start)
         ids = rng.integers(0, len(pool), size=(count, num_digits))
         positions = sample_trajectories(count, num_frames, num_digits, canvas_size, rng)
         frames = render_frames(pool[ids], positions, canvas_size)
-        centres = digit_centres(positions, canvas_size)
+        annotations = annotate(positions, canvas_size)
         for i in range(count):
-            yield frames[i], centres[i]
+            yield frames[i], annotations[i]
 
 
 # -- writing the dataset ------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import numpy as np
 from video_prediction.datasets.base import varlen_example, write_tfrecord_shards
 from video_prediction.datasets.grey_channels import GreyChannelsMixin
 from video_prediction.datasets.moving_mnist import (DIGIT_SIZE, SPLIT_SEEDS, already_written, encode_png,
-                                                    load_digit_pools, render_frames, sample_trajectories)
+                                                    generate_videos, load_digit_pools)
 from video_prediction.datasets.pose import PoseVideoDataset, pose_record_features
 from video_prediction.datasets.record_writing import write_dataset_info
 
@@ -77,19 +77,10 @@ class MovingMNISTPoseVideoDataset(GreyChannelsMixin, PoseVideoDataset):
 
 
 def generate_pose_videos(pool, num_videos, num_frames, num_digits=2, canvas_size=64, seed=0, chunk=256):
-    """Yield ``(frames uint8 [T, S, S, 1], keypoints float32 [T, 5D, 2])`` per video, deterministic for a seed.
-
-    Draws the same random numbers as :func:`moving_mnist.generate_videos`, so the frames are the same.
-    """
-    rng = np.random.default_rng(seed)
-    for start in range(0, num_videos, chunk):
-        count = min(chunk, num_videos - start)
-        ids = rng.integers(0, len(pool), size=(count, num_digits))
-        positions = sample_trajectories(count, num_frames, num_digits, canvas_size, rng)
-        frames = render_frames(pool[ids], positions, canvas_size)
-        keypoints = digit_keypoints(positions)
-        for i in range(count):
-            yield frames[i], keypoints[i]
+    """Yield ``(frames uint8 [T, S, S, 1], keypoints float32 [T, 5D, 2])`` per video, deterministic for a seed:
+    the videos of :func:`moving_mnist.generate_videos` (same random numbers, same frames) with keypoints."""
+    return generate_videos(pool, num_videos, num_frames, num_digits, canvas_size, seed, chunk,
+                           annotate=lambda positions, _: digit_keypoints(positions))
 
 
 def write_moving_mnist_pose(output_dir, num_videos=None, sequence_length=60, num_digits=2, canvas_size=64,
