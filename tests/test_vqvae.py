@@ -263,6 +263,27 @@ def test_codebook_init_from_data():
     np.testing.assert_array_equal(model.quantize.embedding.numpy(), codebook)
 
 
+def test_codebook_init_kmeans_plus_plus():
+    """codebook_init='kmeans++' (ours): a latent that fills most of the batch gets one code, not most of them
+    (uniform draws would give it ~96% of the codes); the codes are rows of the first batch's latents."""
+    from video_prediction.models.vqvae import kmeans_plus_plus_picks
+
+    tf.random.set_seed(3)
+    centres = np.array([[0.0, 0.0], [5.0, 0.0], [0.0, 5.0], [5.0, 5.0]], np.float32)
+    noise = np.random.default_rng(0).normal(0.0, 1e-3, [1030, 2]).astype(np.float32)
+    points = np.concatenate([np.repeat(centres[:1], 1000, 0), np.repeat(centres[1:], 10, 0)]) + noise
+    picks = kmeans_plus_plus_picks(points, 4).numpy()
+    assert sorted(np.abs(points[picks][:, None] - centres[None]).sum(-1).argmin(1).tolist()) == [0, 1, 2, 3]
+    assert len(set(kmeans_plus_plus_picks(points[:3], 5).numpy().tolist())) == 3  # more codes than rows
+    model = VQVAEVideoPredictionModel(hparams=dict(TINY, codebook_init="kmeans++"))
+    clips = tf.random.stateless_uniform([2, 4, 16, 16, 1], seed=[7, 8])
+    model.build_from_batch({"images": clips})
+    codebook = model.quantize.embedding.numpy()
+    latents = model.quant_conv(model.encoder(tf.reshape(model.normalize(clips), [-1, 16, 16, 1]))).numpy()
+    distances = ((codebook[:, None, :] - latents.reshape(-1, 4)[None]) ** 2).sum(-1).min(axis=1)
+    assert distances.max() < 1e-8 and len(np.unique(codebook, axis=0)) == len(codebook)
+
+
 def test_mixed_float16_keeps_quantizer_and_losses_float32():
     model = _tiny(mixed_float16=True)
     assert model.encoder.conv_in.compute_dtype == "float16" and model.quantize.compute_dtype == "float32"

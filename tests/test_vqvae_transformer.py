@@ -148,3 +148,54 @@ def test_previous_frame_tokens_cached_sampling_matches_full_forward(first_stage_
     changed = tf.concat([(sequence[:, :1] + 1) % greedy.vocab_size, sequence[:, 1:]], axis=1)
     x, y = (greedy.embed(s[:, :-1], 0, batch, history=s)[:, 2 * p - 1] for s in (sequence, changed))
     assert np.abs(x.numpy() - y.numpy()).max() > 1e-3
+
+
+def test_previous_frame_radius_feeds_the_neighbouring_cells(first_stage_dir):
+    """previous_frame_radius=1: the position predicting cell (0, 0) of frame 2 sees cells (0..1, 0..1) of frame 1
+    (and its cached sampler feeds the same inputs as the full forward); cell (0, 2) is outside its window."""
+    for bad, match in ((dict(previous_frame_tokens=1, previous_frame_radius=-1), "previous_frame_radius must"),
+                       (dict(previous_frame_radius=1), "needs previous_frame_tokens")):
+        with pytest.raises(ValueError, match=match):
+            VQVAETransformerVideoPredictionModel(hparams=dict(STAGE2, first_stage_checkpoint=first_stage_dir, **bad))
+    greedy = VQVAETransformerVideoPredictionModel(hparams=dict(STAGE2, first_stage_checkpoint=first_stage_dir,
+                                                               previous_frame_tokens=1, previous_frame_radius=1,
+                                                               temperature=0.0))
+    batch = {"images": _clips(7)}
+    greedy.build_from_batch(batch)
+    assert len(greedy.previous_embeddings) == 9 and greedy.previous_embedding1 is greedy.previous_embeddings[4]
+    p, w = greedy.tokens_per_frame, greedy.grid[1]
+    tokens = greedy.sample_tokens(batch, 2, 2)
+    sequence = tf.concat([greedy.encode_tokens(batch["images"][:, :2]), tokens], axis=1)
+    full = greedy.transformer(greedy.embed(sequence[:, :-1], 0, batch, history=sequence))
+    np.testing.assert_array_equal(tf.argmax(full[:, 2 * p - 1:], -1, output_type=tf.int32).numpy(), tokens.numpy())
+
+    def changed_embedding(cell):  # position 2p - 1 predicts frame 2's cell 0; change frame 1's token at `cell`
+        index = p + cell
+        changed = tf.concat([sequence[:, :index], (sequence[:, index:index + 1] + 1) % greedy.vocab_size,
+                             sequence[:, index + 1:]], axis=1)
+        x, y = (greedy.embed(s[:, :-1], 0, batch, history=s)[:, 2 * p - 1] for s in (sequence, changed))
+        return np.abs(x.numpy() - y.numpy()).max()
+
+    for cell in (0, 1, w, w + 1):
+        assert changed_embedding(cell) > 1e-3
+    assert changed_embedding(2) == 0.0 and changed_embedding(2 * w) == 0.0
+
+
+def test_lr_decay_steps_cosine(first_stage_dir):
+    """lr_decay_steps=N: the optimizer's lr falls from lr to 0 along a cosine over N steps; 0 keeps it constant."""
+    with pytest.raises(ValueError, match="lr_decay_steps"):
+        VQVAETransformerVideoPredictionModel(hparams=dict(STAGE2, first_stage_checkpoint=first_stage_dir,
+                                                          lr_decay_steps=-1))
+    decayed = VQVAETransformerVideoPredictionModel(hparams=dict(STAGE2, first_stage_checkpoint=first_stage_dir,
+                                                                lr=1e-3, lr_decay_steps=10))
+    decayed.build_from_batch({"images": _clips(8)})
+    decayed.make_optimizers()
+    rates = []
+    for step in (0, 5, 10, 20):
+        decayed.global_step.assign(step)
+        decayed.optimizer.iterations.assign(step)
+        rates.append((float(decayed.current_learning_rate()), float(decayed.optimizer.learning_rate)))
+    np.testing.assert_allclose(rates, [(1e-3, 1e-3), (5e-4, 5e-4), (0.0, 0.0), (0.0, 0.0)], atol=1e-9)
+    constant = VQVAETransformerVideoPredictionModel(hparams=dict(STAGE2, first_stage_checkpoint=first_stage_dir,
+                                                                 lr=1e-3))
+    assert float(constant.current_learning_rate()) == pytest.approx(1e-3)

@@ -112,7 +112,10 @@ class VQVAEVideoPredictionModel(VideoPredictionModel):
             train_on="frames",  # "frames": one random frame per clip (RobonetImgDataset) | "clips"
             mixed_float16=False,  # the original's fp16 autocast + GradScaler
             # Not in the original: "data" sets the codebook to random encoder outputs of the first training
-            # batch (before step 0) instead of uniform(-1/n, 1/n), against early codebook collapse.
+            # batch (before step 0) instead of uniform(-1/n, 1/n), against early codebook collapse;
+            # "kmeans++" draws them by k-means++ seeding (each next one with probability proportional to its
+            # squared distance to the nearest one drawn), so that a frequent latent (the black background of
+            # Moving MNIST) gets a few codes instead of a share of the codebook proportional to its frequency.
             codebook_init="uniform",
             # Not in the original (always L1): "l2" = squared error, which escapes the all-background
             # minimum of L1 on sparse frames such as Moving MNIST quickly (the quickstart uses it).
@@ -125,8 +128,8 @@ class VQVAEVideoPredictionModel(VideoPredictionModel):
         hp = self.hparams
         if hp.decoder not in ("2d", "3d"):
             raise ValueError(f"decoder must be '2d' or '3d', got {hp.decoder!r}")
-        if hp.codebook_init not in ("uniform", "data"):
-            raise ValueError(f"codebook_init must be 'uniform' or 'data', got {hp.codebook_init!r}")
+        if hp.codebook_init not in ("uniform", "data", "kmeans++"):
+            raise ValueError(f"codebook_init must be 'uniform', 'data' or 'kmeans++', got {hp.codebook_init!r}")
         if hp.pixel_loss not in ("l1", "l2"):
             raise ValueError(f"pixel_loss must be 'l1' or 'l2', got {hp.pixel_loss!r}")
         if hp.train_on not in ("frames", "clips"):
@@ -276,24 +279,28 @@ class VQVAEVideoPredictionModel(VideoPredictionModel):
         return self({"images": images}, training=False)["reconstructions"]
 
     def build_from_batch(self, batch):
-        """Create the weights; with ``codebook_init='data'`` and step 0 also initialise the codebook from ``batch``.
+        """Create the weights; with ``codebook_init='data'`` / ``'kmeans++'`` and step 0 also initialise the codebook from ``batch``.
 
         (The training script builds the model from its first training batch; a restore afterwards
         overwrites the codebook, so resuming and loading are unaffected.)
         """
         images = tf.convert_to_tensor(batch["images"])
         self({"images": images[:1, :1] if self.hparams.train_on == "frames" else images[:1]}, training=False)
-        if self.hparams.codebook_init == "data" and int(self.global_step.numpy()) == 0:
+        if self.hparams.codebook_init in ("data", "kmeans++") and int(self.global_step.numpy()) == 0:
             self.init_codebook_from_data(images)
 
     def init_codebook_from_data(self, images):
-        """Set the codebook to ``n_embed`` randomly drawn latent vectors (before quantisation) of ``images``."""
+        """Set the codebook to ``n_embed`` latent vectors (before quantisation) of ``images``: drawn uniformly
+        (``codebook_init='data'``) or by k-means++ seeding (``'kmeans++'``, :func:`kmeans_plus_plus_picks`)."""
         x = self.normalize(self._check_frames(images))
         frames = tf.reshape(x, [-1] + x.shape[2:].as_list())
         latents = tf.reshape(tf.cast(self.quant_conv(self.encoder(frames)), tf.float32), [-1, self.hparams.embed_dim])
         count = int(latents.shape[0])
-        picks = tf.random.shuffle(tf.range(count))
-        picks = tf.tile(picks, [-(-self.hparams.n_embed // count)])[: self.hparams.n_embed]
+        if self.hparams.codebook_init == "kmeans++":
+            picks = kmeans_plus_plus_picks(latents, self.hparams.n_embed)
+        else:
+            picks = tf.random.shuffle(tf.range(count))
+            picks = tf.tile(picks, [-(-self.hparams.n_embed // count)])[: self.hparams.n_embed]
         self.quantize.embedding.assign(tf.gather(latents, picks))
 
     # -- losses ---------------------------------------------------------------------------------
@@ -463,6 +470,24 @@ class VQVAEVideoPredictionModel(VideoPredictionModel):
         losses = self.vq_losses(outputs["normalized_inputs"], outputs["normalized_reconstructions"],
                                 outputs["quant_loss"])
         return self.report(dict(losses, **self._usage(outputs["codes"])))
+
+
+def kmeans_plus_plus_picks(points, count):
+    """Indices of ``count`` rows of ``points`` ``[N, D]`` by k-means++ seeding: the first uniformly, each next
+    with probability proportional to its squared distance to the nearest row picked so far (uniformly again
+    once every row coincides with a pick, e.g. ``count`` > N).  Uses TensorFlow's global random seed."""
+    points = tf.convert_to_tensor(points, tf.float32)
+    n = tf.shape(points)[0]
+    picks = [tf.random.uniform([], 0, n, dtype=tf.int32)]
+    nearest = tf.reduce_sum(tf.square(points - points[picks[0]]), axis=1)
+    for _ in range(count - 1):
+        total = tf.reduce_sum(nearest)
+        logits = tf.where(total > 0, tf.math.log(tf.maximum(nearest, 1e-30)) - tf.where(nearest > 0, 0.0, 1e30),
+                          tf.zeros_like(nearest))
+        pick = tf.cast(tf.random.categorical(logits[None], 1)[0, 0], tf.int32)
+        picks.append(pick)
+        nearest = tf.minimum(nearest, tf.reduce_sum(tf.square(points - points[pick]), axis=1))
+    return tf.stack(picks)
 
 
 def count_parameters(hparams=None, channels=3):

@@ -53,9 +53,16 @@ class VQVAETransformerVideoPredictionModel(LatentModeMixin, VideoPredictionModel
             # grid cell in the previous_frame_tokens frames before t's frame (0 = off): a direct path from
             # where a patch was to what it becomes, which attention alone learns slowly.
             previous_frame_tokens=0,
+            # Ours: with previous_frame_tokens > 0, also the tokens of the cells within this many rows/columns
+            # of t's cell in those frames (0 = only t's cell), each offset with its own embedding: where a
+            # moving object can come from in one frame step (a token of 4x4 pixels, a digit moving up to a
+            # few pixels per frame: radius 1), so the next token is a local function of its inputs.
+            previous_frame_radius=0,
             temperature=1.0,  # sampling; <= 0 takes the arg-max token
             top_k=0,  # 0 = sample from the whole vocabulary
             lr=3e-4,
+            # Ours: 0 = constant lr; N > 0 = cosine decay of the lr from lr to 0 over the first N steps (then 0).
+            lr_decay_steps=0,
             beta1=0.9,
             beta2=0.95,
             batch_size=16,
@@ -88,13 +95,26 @@ class VQVAETransformerVideoPredictionModel(LatentModeMixin, VideoPredictionModel
         self.token_embedding = keras.layers.Embedding(self.vocab_size, hp.d_model, name="token_embedding")
         self.time_embedding = keras.layers.Embedding(self.max_frames, hp.d_model, name="time_embedding")
         self.space_embedding = keras.layers.Embedding(self.tokens_per_frame, hp.d_model, name="space_embedding")
+        if hp.lr_decay_steps < 0:
+            raise ValueError(f"lr_decay_steps must be >= 0, got {hp.lr_decay_steps}")
         if hp.previous_frame_tokens < 0:
             raise ValueError(f"previous_frame_tokens must be >= 0, got {hp.previous_frame_tokens}")
-        # one extra index (vocab_size) for "before the clip"
-        self.previous_embeddings = [keras.layers.Embedding(self.vocab_size + 1, hp.d_model, name=f"previous_embedding{k}")
-                                    for k in range(1, hp.previous_frame_tokens + 1)]
-        for k, layer in enumerate(self.previous_embeddings, 1):
-            setattr(self, f"previous_embedding{k}", layer)  # named attribute: tracked by tf.train.Checkpoint
+        if hp.previous_frame_radius < 0:
+            raise ValueError(f"previous_frame_radius must be >= 0, got {hp.previous_frame_radius}")
+        if hp.previous_frame_radius > 0 and hp.previous_frame_tokens == 0:
+            raise ValueError("previous_frame_radius > 0 needs previous_frame_tokens > 0 (the frames it looks back at)")
+        # (frames back k, row offset, column offset) of every earlier-frame input; one extra index (vocab_size)
+        # for "before the clip or outside the grid"
+        r = hp.previous_frame_radius
+        self.previous_offsets = [(k, dy, dx) for k in range(1, hp.previous_frame_tokens + 1)
+                                 for dy in range(-r, r + 1) for dx in range(-r, r + 1)]
+        self.previous_embeddings = []
+        for k, dy, dx in self.previous_offsets:
+            # the centre keeps the name it had before previous_frame_radius existed (checkpoints)
+            name = f"previous_embedding{k}" if dy == dx == 0 else f"previous_embedding{k}_{dy}_{dx}".replace("-", "m")
+            layer = keras.layers.Embedding(self.vocab_size + 1, hp.d_model, name=name)
+            self.previous_embeddings.append(layer)
+            setattr(self, name, layer)  # named attribute: tracked by tf.train.Checkpoint
         self.action_projection = keras.layers.Dense(hp.d_model, name="action_projection") if hp.use_actions else None
         self.state_projection = keras.layers.Dense(hp.d_model, name="state_projection") if hp.use_states else None
         self.transformer = CausalTransformer(self.vocab_size, hp.d_model, hp.num_layers, hp.num_heads,
@@ -152,11 +172,16 @@ class VQVAETransformerVideoPredictionModel(LatentModeMixin, VideoPredictionModel
         x = self.token_embedding(tokens)
         frame = positions // self.tokens_per_frame
         x += (self.time_embedding(frame) + self.space_embedding(positions % self.tokens_per_frame))[None]
-        for k, layer in enumerate(self.previous_embeddings, 1):
-            # position i predicts token i + 1; its cell k frames earlier is at i + 1 - k*p (<= i: causal)
-            source = positions + 1 - k * self.tokens_per_frame
+        if self.previous_embeddings:
+            target = positions + 1  # position i predicts token i + 1
+            row, col = (target % self.tokens_per_frame) // self.grid[1], target % self.grid[1]
+        for (k, dy, dx), layer in zip(self.previous_offsets, self.previous_embeddings):
+            # the cell (row + dy, col + dx) k frames earlier is at i + 1 - k*p + dy*w + dx (<= i: causal)
+            source = target - k * self.tokens_per_frame + dy * self.grid[1] + dx
+            valid = ((target - k * self.tokens_per_frame >= 0) & (row + dy >= 0) & (row + dy < self.grid[0])
+                     & (col + dx >= 0) & (col + dx < self.grid[1]))
             previous = tf.gather(history, tf.maximum(source, 0), axis=1)
-            x += layer(tf.where(source[None] >= 0, previous, self.vocab_size))
+            x += layer(tf.where(valid[None], previous, self.vocab_size))
         conditioning = self._conditioning(batch, start, count)
         if conditioning is not None:
             x += conditioning
@@ -198,13 +223,20 @@ class VQVAETransformerVideoPredictionModel(LatentModeMixin, VideoPredictionModel
 
     def make_optimizer(self):
         hp = self.hparams
-        return keras.optimizers.Adam(learning_rate=hp.lr, beta_1=hp.beta1, beta_2=hp.beta2, epsilon=1e-8)
+        return keras.optimizers.Adam(learning_rate=self.learning_rate_schedule(), beta_1=hp.beta1, beta_2=hp.beta2,
+                                     epsilon=1e-8)
 
     def learning_rate_schedule(self):
-        return self.hparams.lr
+        hp = self.hparams
+        if hp.lr_decay_steps > 0:
+            return keras.optimizers.schedules.CosineDecay(hp.lr, hp.lr_decay_steps, alpha=0.0)
+        return hp.lr
 
     def current_learning_rate(self):
-        return tf.constant(self.hparams.lr)
+        schedule = self.learning_rate_schedule()
+        if callable(schedule):
+            return tf.cast(schedule(self.global_step), tf.float32)
+        return tf.constant(schedule)
 
     def _accuracy(self, logits, tokens):
         p = self.tokens_per_frame
