@@ -232,6 +232,9 @@ def test_gradient_accumulation_equals_one_big_batch():
 
 
 def test_train_on_frames_and_contract():
+    # train_on='frames' draws one random frame per clip each step: seeded, so that the loss comparison below
+    # is of the same draws in every run (unseeded, a run whose later draws were harder frames failed it).
+    tf.random.set_seed(0)
     model = _tiny(grad_updates_per_step=2)
     assert model.optimizer.beta_1 == 0.5 and model.optimizer.beta_2 == 0.9 and model.optimizer.epsilon == 1e-8
     batch = {"images": tf.random.stateless_uniform([4, 4, 16, 16, 1], seed=[3, 4])}
