@@ -302,12 +302,31 @@ class VANAnalogy(keras.layers.Layer):
         return _named_vars(scope, self.convs + [self.norm])
 
 
+def straight_through_clip01(x):
+    """``clip(x, 0, 1)`` forward, identity backward (a straight-through estimator).
+
+    The ``van_output_activation='clip'`` option (not in the original): a pixel already below 0 whose
+    target is 0 has zero error, so a black background can stay exactly black, while a pixel below 0
+    whose target is brighter still gets the full gradient.  The original's linear output leaves a faint
+    noise around 0 on the background, which SSIM punishes on mostly-black frames (Moving MNIST).
+    """
+    return x + tf.stop_gradient(tf.clip_by_value(x, 0.0, 1.0) - x)
+
+
+#: ``van_output_activation``: ``linear`` is the original's (the composite is not clipped).
+VAN_OUTPUT_ACTIVATIONS = {"linear": tf.identity, "clip": straight_through_clip01}
+
+
 class VANDecoder(keras.layers.Layer):
     """``van_dec``: map -> (image composited on the first frame, sigmoid mask)."""
 
-    def __init__(self, channels, keep_prob=1.0, depth=VAN_DEPTH, **kwargs):
+    def __init__(self, channels, keep_prob=1.0, depth=VAN_DEPTH, output_activation="linear", **kwargs):
         super().__init__(**kwargs)
         self.channels = channels
+        if output_activation not in VAN_OUTPUT_ACTIVATIONS:
+            raise ValueError(f"van_output_activation must be one of {', '.join(VAN_OUTPUT_ACTIVATIONS)}, "
+                             f"got {output_activation!r}")
+        self.output_activation = VAN_OUTPUT_ACTIVATIONS[output_activation]
         specs = [(4 * depth, 2, "relu"), (4 * depth, 1, "relu"), (2 * depth, 1, "relu"), (2 * depth, 2, "relu"),
                  (depth, 1, "relu"), (channels + 1, 2, "relu"), (channels + 1, 1, None)]
         self.deconvs = [_deconv(f, s, a, name=tf1_auto_name("conv2d_transpose", k))
@@ -331,7 +350,7 @@ class VANDecoder(keras.layers.Layer):
         out = d[6](h)
         mask = tf.sigmoid(out[..., self.channels:self.channels + 1])
         colour = out[..., : self.channels]  # linear, unbounded, not clipped
-        return colour * mask + first_frame * (1.0 - mask), mask
+        return self.output_activation(colour * mask + first_frame * (1.0 - mask)), mask
 
     def tf1_variables(self, scope):
         return _named_vars(scope, self.deconvs + self.norms)
@@ -340,12 +359,12 @@ class VANDecoder(keras.layers.Layer):
 class VAN(keras.layers.Layer):
     """Visual analogy network (specs/epva.md §3.3): ``(first_enc, first_frame, current_enc) -> (image, higher, mask)``."""
 
-    def __init__(self, channels, base_size, keep_prob=1.0, **kwargs):
+    def __init__(self, channels, base_size, keep_prob=1.0, output_activation="linear", **kwargs):
         super().__init__(**kwargs)
         self.vector_encoder = VANVectorEncoder(base_size, name="van_enc")
         self.image_encoder = VANImageEncoder(keep_prob, name="van_image_enc")
         self.analogy = VANAnalogy(name="analogy_computation")
-        self.decoder = VANDecoder(channels, keep_prob, name="van_dec")
+        self.decoder = VANDecoder(channels, keep_prob, output_activation=output_activation, name="van_dec")
 
     def call(self, first_enc, first_frame, current_enc, training=False):
         f_first_enc, _ = self.vector_encoder(first_enc)
@@ -538,6 +557,9 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
                              f"got enc_size={hp.enc_size}")
         if hp.discrim_context < 1 or hp.discrim_context >= hp.sequence_length:
             raise ValueError(f"discrim_context must be in [1, sequence_length), got {hp.discrim_context}")
+        if hp.van_output_activation not in VAN_OUTPUT_ACTIVATIONS:
+            raise ValueError(f"van_output_activation must be one of {', '.join(VAN_OUTPUT_ACTIVATIONS)}, "
+                             f"got {hp.van_output_activation!r}")
         for key in ("enc_keep_prob", "van_keep_prob"):
             if not 0.0 < getattr(hp, key) <= 1.0:
                 raise ValueError(f"{key} must be in (0, 1], got {getattr(hp, key)}")
@@ -590,6 +612,9 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
             imgnet_pretrain_source="slim",  # 'slim' (vgg_16.ckpt download) or 'torchvision' (offline, LPIPS's)
             epv_pretrain_ckpt="",
             use_legacy_vars=False,
+            # Not a flag of the original: 'clip' clips the VAN's composite to [0, 1] with a straight-through
+            # gradient (:func:`straight_through_clip01`); 'linear' (default) is the original's unclipped output.
+            van_output_activation="linear",
         )
         return hparams
 
@@ -610,7 +635,8 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
             raise ValueError(f"EPVA needs square frames whose side is a multiple of 32 (64 in the original), "
                              f"got {height}x{width}")
         self.image_shape = (height, width, channels)
-        self.van = VAN(channels, height // 16, self.hparams.van_keep_prob, name="van")
+        self.van = VAN(channels, height // 16, self.hparams.van_keep_prob,
+                       output_activation=self.hparams.van_output_activation, name="van")
         if self.hparams.model_mode == "epva_gan":
             self.critic = SequenceCritic(self.hparams.enc_size, height // 8, name="Discriminator")
 
