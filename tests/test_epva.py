@@ -196,6 +196,7 @@ def test_epva_loss_scale_ramp():
     (dict(enc_keep_prob=0.0), "enc_keep_prob"),
     (dict(discrim_context=0), "discrim_context"),
     (dict(van_output_activation="sigmoid"), "van_output_activation must be one of linear, clip"),
+    (dict(van_penultimate_activation="tanh"), "van_penultimate_activation must be one of relu, linear"),
 ])
 def test_bad_hparams(hparams, message):
     with pytest.raises(ValueError, match=message):
@@ -228,6 +229,29 @@ def test_van_output_clip_is_straight_through():
     np.testing.assert_allclose(clipped, np.clip(linear, 0.0, 1.0), atol=1e-6)
     np.testing.assert_allclose(grads["clip"].numpy(), grads["linear"].numpy(), rtol=1e-4, atol=1e-6)
     assert np.abs(grads["linear"].numpy()).max() > 1e-3
+
+
+def test_van_penultimate_activation():
+    """The VAN decoder's (C+1)-channel layer before its output: ReLU by default (the original's), whose death (all
+    pre-activations negative) leaves an output that ignores the encoding; 'linear' (an option) keeps it alive."""
+    rng = np.random.default_rng(4)
+    batch = {"images": rng.uniform(size=(2, 4, 32, 32, 1)).astype(np.float32)}
+    spread = {}
+    for activation in ("relu", "linear"):
+        model = EPVAVideoPredictionModel(hparams=dict(context_frames=2, sequence_length=4, enc_size=8,
+                                                      van_penultimate_activation=activation))
+        model.build_from_batch(batch)
+        layer = model.van.decoder.deconvs[5]
+        assert layer.activation.__name__ == activation
+        layer.bias.assign(layer.bias - 1e3)  # every pre-activation negative: a dead ReLU layer
+        output_layer = model.van.decoder.deconvs[6]
+        output_layer.kernel.assign(output_layer.kernel * 1e-4)  # the mask's sigmoid not saturated by the shift
+        first_enc = model.encoder(batch["images"][:, 0])
+        images = [model.van(first_enc, batch["images"][:, 0], tf.constant(rng.standard_normal((2, 8)), tf.float32))[0]
+                  for _ in range(2)]
+        spread[activation] = float(np.abs(images[0].numpy() - images[1].numpy()).max())
+    assert spread["relu"] == 0.0  # dead: the output is the same for any encoding
+    assert spread["linear"] > 1e-5  # (the output layer scaled by 1e-4; the dead case is exactly 0)
 
 
 def test_bad_frame_size():
