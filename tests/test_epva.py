@@ -195,10 +195,63 @@ def test_epva_loss_scale_ramp():
     (dict(model_mode="individual"), "needs enc_size == 12"),
     (dict(enc_keep_prob=0.0), "enc_keep_prob"),
     (dict(discrim_context=0), "discrim_context"),
+    (dict(van_output_activation="sigmoid"), "van_output_activation must be one of linear, clip"),
+    (dict(van_penultimate_activation="tanh"), "van_penultimate_activation must be one of relu, linear"),
 ])
 def test_bad_hparams(hparams, message):
     with pytest.raises(ValueError, match=message):
         EPVAVideoPredictionModel(hparams=dict(dict(context_frames=2, sequence_length=4), **hparams))
+
+
+def test_van_output_clip_is_straight_through():
+    """van_output_activation='clip' (an option, not the original's): the composite clipped to [0, 1] forward,
+    the linear output's gradient backward; the default ('linear') stays unclipped."""
+    rng = np.random.default_rng(3)
+    batch = {"images": rng.uniform(size=(2, 4, 32, 32, 1)).astype(np.float32)}
+    models = {}
+    for activation in ("linear", "clip"):
+        model = EPVAVideoPredictionModel(hparams=dict(context_frames=2, sequence_length=4, enc_size=8,
+                                                      van_output_activation=activation))
+        model.build_from_batch(batch)
+        models[activation] = model
+    last = models["linear"].van.decoder.deconvs[-1]
+    last.kernel.assign(last.kernel * 50.0)  # colours far outside [0, 1]
+    models["clip"].set_weights(models["linear"].get_weights())
+    weights = tf.constant(rng.standard_normal((2, 3, 32, 32, 1)), tf.float32)
+    grads, outputs = {}, {}
+    for activation, model in models.items():
+        with tf.GradientTape() as tape:
+            outputs[activation] = model(batch)["gen_images"]
+            loss = tf.reduce_sum(outputs[activation] * weights)
+        grads[activation] = tape.gradient(loss, model.van.decoder.deconvs[-1].kernel)
+    linear, clipped = outputs["linear"].numpy(), outputs["clip"].numpy()
+    assert linear.min() < -0.5 and linear.max() > 1.5  # the test means something: the clip acts
+    np.testing.assert_allclose(clipped, np.clip(linear, 0.0, 1.0), atol=1e-6)
+    np.testing.assert_allclose(grads["clip"].numpy(), grads["linear"].numpy(), rtol=1e-4, atol=1e-6)
+    assert np.abs(grads["linear"].numpy()).max() > 1e-3
+
+
+def test_van_penultimate_activation():
+    """The VAN decoder's (C+1)-channel layer before its output: ReLU by default (the original's), whose death (all
+    pre-activations negative) leaves an output that ignores the encoding; 'linear' (an option) keeps it alive."""
+    rng = np.random.default_rng(4)
+    batch = {"images": rng.uniform(size=(2, 4, 32, 32, 1)).astype(np.float32)}
+    spread = {}
+    for activation in ("relu", "linear"):
+        model = EPVAVideoPredictionModel(hparams=dict(context_frames=2, sequence_length=4, enc_size=8,
+                                                      van_penultimate_activation=activation))
+        model.build_from_batch(batch)
+        layer = model.van.decoder.deconvs[5]
+        assert layer.activation.__name__ == activation
+        layer.bias.assign(layer.bias - 1e3)  # every pre-activation negative: a dead ReLU layer
+        output_layer = model.van.decoder.deconvs[6]
+        output_layer.kernel.assign(output_layer.kernel * 1e-4)  # the mask's sigmoid not saturated by the shift
+        first_enc = model.encoder(batch["images"][:, 0])
+        images = [model.van(first_enc, batch["images"][:, 0], tf.constant(rng.standard_normal((2, 8)), tf.float32))[0]
+                  for _ in range(2)]
+        spread[activation] = float(np.abs(images[0].numpy() - images[1].numpy()).max())
+    assert spread["relu"] == 0.0  # dead: the output is the same for any encoding
+    assert spread["linear"] > 1e-5  # (the output layer scaled by 1e-4; the dead case is exactly 0)
 
 
 def test_bad_frame_size():

@@ -302,14 +302,45 @@ class VANAnalogy(keras.layers.Layer):
         return _named_vars(scope, self.convs + [self.norm])
 
 
+def straight_through_clip01(x):
+    """``clip(x, 0, 1)`` forward, identity backward (a straight-through estimator).
+
+    The ``van_output_activation='clip'`` option (not in the original): a pixel already below 0 whose
+    target is 0 has zero error, so a black background can stay exactly black, while a pixel below 0
+    whose target is brighter still gets the full gradient.  The original's linear output leaves a faint
+    noise around 0 on the background, which SSIM punishes on mostly-black frames (Moving MNIST).
+    """
+    return x + tf.stop_gradient(tf.clip_by_value(x, 0.0, 1.0) - x)
+
+
+#: ``van_penultimate_activation`` of the VAN decoder's ``C + 1``-channel layer before the output layer: ``relu``
+#: is the original's.  With only ``C + 1`` channels (2 for grey frames, 4 for RGB) these ReLUs can all die early in
+#: training (measured on one-digit Moving MNIST at lr 3e-4: > 99 % of their outputs are 0 after 25 steps), after
+#: which the decoder's output is its bias alone: a constant colour and mask, i.e. frame 0 dimmed plus a uniform
+#: haze, whatever the encoding.  ``linear`` (not in the original) keeps that layer linear so it cannot die.
+VAN_PENULTIMATE_ACTIVATIONS = {"relu": "relu", "linear": None}
+
+#: ``van_output_activation``: ``linear`` is the original's (the composite is not clipped).
+VAN_OUTPUT_ACTIVATIONS = {"linear": tf.identity, "clip": straight_through_clip01}
+
+
 class VANDecoder(keras.layers.Layer):
     """``van_dec``: map -> (image composited on the first frame, sigmoid mask)."""
 
-    def __init__(self, channels, keep_prob=1.0, depth=VAN_DEPTH, **kwargs):
+    def __init__(self, channels, keep_prob=1.0, depth=VAN_DEPTH, output_activation="linear",
+                 penultimate_activation="relu", **kwargs):
         super().__init__(**kwargs)
         self.channels = channels
+        if penultimate_activation not in VAN_PENULTIMATE_ACTIVATIONS:
+            raise ValueError(f"van_penultimate_activation must be one of {', '.join(VAN_PENULTIMATE_ACTIVATIONS)}, "
+                             f"got {penultimate_activation!r}")
+        if output_activation not in VAN_OUTPUT_ACTIVATIONS:
+            raise ValueError(f"van_output_activation must be one of {', '.join(VAN_OUTPUT_ACTIVATIONS)}, "
+                             f"got {output_activation!r}")
+        self.output_activation = VAN_OUTPUT_ACTIVATIONS[output_activation]
         specs = [(4 * depth, 2, "relu"), (4 * depth, 1, "relu"), (2 * depth, 1, "relu"), (2 * depth, 2, "relu"),
-                 (depth, 1, "relu"), (channels + 1, 2, "relu"), (channels + 1, 1, None)]
+                 (depth, 1, "relu"), (channels + 1, 2, VAN_PENULTIMATE_ACTIVATIONS[penultimate_activation]),
+                 (channels + 1, 1, None)]
         self.deconvs = [_deconv(f, s, a, name=tf1_auto_name("conv2d_transpose", k))
                         for k, (f, s, a) in enumerate(specs)]
         self.norms = [_ln(k) for k in range(3)]
@@ -327,11 +358,11 @@ class VANDecoder(keras.layers.Layer):
         h = n[1](drop(d[2](h)))
         h = drop(d[3](h))
         h = n[2](drop(d[4](h)))
-        h = drop(d[5](h))  # the ReLU before the output layer is the original's (trap §8.6)
+        h = drop(d[5](h))  # the ReLU before the output layer is the original's (trap §8.6; van_penultimate_activation)
         out = d[6](h)
         mask = tf.sigmoid(out[..., self.channels:self.channels + 1])
         colour = out[..., : self.channels]  # linear, unbounded, not clipped
-        return colour * mask + first_frame * (1.0 - mask), mask
+        return self.output_activation(colour * mask + first_frame * (1.0 - mask)), mask
 
     def tf1_variables(self, scope):
         return _named_vars(scope, self.deconvs + self.norms)
@@ -340,12 +371,14 @@ class VANDecoder(keras.layers.Layer):
 class VAN(keras.layers.Layer):
     """Visual analogy network (specs/epva.md §3.3): ``(first_enc, first_frame, current_enc) -> (image, higher, mask)``."""
 
-    def __init__(self, channels, base_size, keep_prob=1.0, **kwargs):
+    def __init__(self, channels, base_size, keep_prob=1.0, output_activation="linear", penultimate_activation="relu",
+                 **kwargs):
         super().__init__(**kwargs)
         self.vector_encoder = VANVectorEncoder(base_size, name="van_enc")
         self.image_encoder = VANImageEncoder(keep_prob, name="van_image_enc")
         self.analogy = VANAnalogy(name="analogy_computation")
-        self.decoder = VANDecoder(channels, keep_prob, name="van_dec")
+        self.decoder = VANDecoder(channels, keep_prob, output_activation=output_activation,
+                                  penultimate_activation=penultimate_activation, name="van_dec")
 
     def call(self, first_enc, first_frame, current_enc, training=False):
         f_first_enc, _ = self.vector_encoder(first_enc)
@@ -538,6 +571,12 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
                              f"got enc_size={hp.enc_size}")
         if hp.discrim_context < 1 or hp.discrim_context >= hp.sequence_length:
             raise ValueError(f"discrim_context must be in [1, sequence_length), got {hp.discrim_context}")
+        if hp.van_output_activation not in VAN_OUTPUT_ACTIVATIONS:
+            raise ValueError(f"van_output_activation must be one of {', '.join(VAN_OUTPUT_ACTIVATIONS)}, "
+                             f"got {hp.van_output_activation!r}")
+        if hp.van_penultimate_activation not in VAN_PENULTIMATE_ACTIVATIONS:
+            raise ValueError(f"van_penultimate_activation must be one of {', '.join(VAN_PENULTIMATE_ACTIVATIONS)}, "
+                             f"got {hp.van_penultimate_activation!r}")
         for key in ("enc_keep_prob", "van_keep_prob"):
             if not 0.0 < getattr(hp, key) <= 1.0:
                 raise ValueError(f"{key} must be in (0, 1], got {getattr(hp, key)}")
@@ -590,6 +629,12 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
             imgnet_pretrain_source="slim",  # 'slim' (vgg_16.ckpt download) or 'torchvision' (offline, LPIPS's)
             epv_pretrain_ckpt="",
             use_legacy_vars=False,
+            # Not a flag of the original: 'clip' clips the VAN's composite to [0, 1] with a straight-through
+            # gradient (:func:`straight_through_clip01`); 'linear' (default) is the original's unclipped output.
+            van_output_activation="linear",
+            # Not a flag of the original: 'linear' drops the ReLU of the VAN decoder's layer before its output
+            # layer (VAN_PENULTIMATE_ACTIVATIONS says why); 'relu' (default) is the original's.
+            van_penultimate_activation="relu",
         )
         return hparams
 
@@ -610,7 +655,9 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
             raise ValueError(f"EPVA needs square frames whose side is a multiple of 32 (64 in the original), "
                              f"got {height}x{width}")
         self.image_shape = (height, width, channels)
-        self.van = VAN(channels, height // 16, self.hparams.van_keep_prob, name="van")
+        self.van = VAN(channels, height // 16, self.hparams.van_keep_prob,
+                       output_activation=self.hparams.van_output_activation,
+                       penultimate_activation=self.hparams.van_penultimate_activation, name="van")
         if self.hparams.model_mode == "epva_gan":
             self.critic = SequenceCritic(self.hparams.enc_size, height // 8, name="Discriminator")
 
