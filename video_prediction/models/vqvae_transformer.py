@@ -24,7 +24,6 @@ before them (teacher forcing, as the ground truth is fed during the context).
 """
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from video_prediction.layers.token_transformer import CausalTransformer, sample_logits
