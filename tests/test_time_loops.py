@@ -16,7 +16,7 @@ from video_prediction.models.sv2p import SV2PVideoPredictionModel
 
 # Tiny ours_savp-like generator (32x32 is its smallest spec), GAN + VAE paths.
 SAVP_TINY = dict(context_frames=2, sequence_length=5, ngf=4, ndf=4, nef=4, nz=2, clip_length=4, batch_size=2,
-                 kl_weight=0.01, kl_anneal="none", video_sn_gan_weight=0.1, video_sn_vae_gan_weight=0.1)
+                 kl_weight=0.01, kl_anneal="none", video_sn_gan_weight=0.1)
 
 
 def moving_square(batch_size, length, size, channels=1, seed=0):
@@ -66,6 +66,7 @@ def test_savp_one_trace_serves_every_length_and_the_graph_does_not_grow():
     for length in (5, 8):
         logs = train_step(savp_batch(length))
         assert np.isfinite(float(logs["g_loss"])) and np.isfinite(float(logs["d_loss"]))
+        assert np.isfinite(float(logs["gen_kl_loss"]))
     assert train_step.experimental_get_tracing_count() == 1
     # generate: one trace for any horizon and batch (here 3 and 7 frames, 1 and 2 samples).
     for horizon, samples in ((3, 1), (7, 2)):
@@ -78,7 +79,7 @@ def test_savp_one_trace_serves_every_length_and_the_graph_does_not_grow():
         return count_ops(tf.function(lambda b: m(b, training=False)).get_concrete_function(savp_batch(length)))
 
     assert graph_size(model, 5) == graph_size(model, 9)
-    small = dict(SAVP_TINY, nz=0, kl_weight=0.0, video_sn_gan_weight=0.0, video_sn_vae_gan_weight=0.0)
+    small = dict(SAVP_TINY, nz=0, kl_weight=0.0, video_sn_gan_weight=0.0)
     python = SAVPVideoPredictionModel(hparams=dict(small, time_loop="python"))
     assert graph_size(python, 9) > graph_size(python, 5) + 500
 
@@ -92,7 +93,7 @@ def test_savp_while_and_python_loops_agree():
 
     ours_vae_l1-like (no discriminator: its random clips are drawn after the loop, where the two graphs'
     op-derived random seeds differ) and schedule_sampling="none" (the mask no longer depends on a draw)."""
-    hp = dict(SAVP_TINY, video_sn_gan_weight=0.0, video_sn_vae_gan_weight=0.0, schedule_sampling="none")
+    hp = dict(SAVP_TINY, video_sn_gan_weight=0.0, schedule_sampling="none")
     batch = savp_batch(5)
     results = {}
     reference = None
@@ -126,20 +127,21 @@ def test_savp_while_and_python_loops_agree():
     assert np.abs(other[0]["gen_images"].numpy() - out_p["gen_images"].numpy()).max() > 1e-2
 
 
-@pytest.mark.parametrize("model_class", [SV2PVideoPredictionModel, SNAVideoPredictionModel])
-def test_sv2p_sna_loops_agree_and_generate_traces_once(model_class):
+def conditioned_batch(length, extra=0, size=16):
     rng = np.random.default_rng(0)
-    length = 5
-    batch = {"images": tf.constant(moving_square(2, length, 16, channels=3)),
-             "actions": tf.constant(rng.normal(size=(2, length - 1 + 6, 4)).astype(np.float32)),
-             "states": tf.constant(rng.normal(size=(2, length + 6, 3)).astype(np.float32))}
-    train_batch = {"images": batch["images"], "actions": batch["actions"][:, : length - 1],
-                   "states": batch["states"][:, :length]}
-    hp = dict(context_frames=2, sequence_length=length, batch_size=2, schedule_sampling_k=-1.0)
-    outputs = {}
+    return {"images": tf.constant(moving_square(2, length, size, channels=3)),
+            "actions": tf.constant(rng.normal(size=(2, length - 1 + extra, 4)).astype(np.float32)),
+            "states": tf.constant(rng.normal(size=(2, length + extra, 3)).astype(np.float32))}
+
+
+def test_sna_while_and_python_loops_agree():
+    """sv2p and sna share ConvLSTMCDNAModel.run_tower; sna (deterministic) compares both loop forms."""
+    batch = conditioned_batch(5)
+    hp = dict(context_frames=2, sequence_length=5, batch_size=2, schedule_sampling_k=-1.0)
+    results = {}
     reference = None
     for loop in ("while", "python"):
-        model = built(model_class, train_batch, **dict(hp, time_loop=loop))
+        model = built(SNAVideoPredictionModel, batch, **dict(hp, time_loop=loop))
         if reference is None:
             reference = model
         else:
@@ -147,20 +149,60 @@ def test_sv2p_sna_loops_agree_and_generate_traces_once(model_class):
 
         @tf.function
         def run(batch):
-            tf.random.set_seed(5)
             with tf.GradientTape() as tape:
-                train_outputs = model(batch, training=True)
-                loss = tf.add_n(list(model.generator_losses(batch, train_outputs).values()))
-            return train_outputs["gen_images"], loss, tape.gradient(loss, model.trainable_variables)
+                outputs = model(batch, training=True)
+                loss = tf.add_n(list(model.generator_losses(batch, outputs).values()))
+            return outputs["gen_images"], loss, tape.gradient(loss, model.trainable_variables)
 
-        outputs[loop] = run(train_batch)
-    (images_w, loss_w, grads_w), (images_p, loss_p, grads_p) = outputs["while"], outputs["python"]
+        results[loop] = run(batch)
+    (images_w, loss_w, grads_w), (images_p, loss_p, grads_p) = results["while"], results["python"]
     np.testing.assert_allclose(images_w, images_p, atol=1e-5)
     np.testing.assert_allclose(loss_w, loss_p, rtol=1e-5)
     for a, b in zip(grads_w, grads_p):
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
-    # generate with the while loop: one trace for 3- and 8-frame horizons
-    for horizon in (3, 8):
-        assert reference.generate(batch, num_samples=1, horizon=horizon).shape == (2, 1, horizon, 16, 16, 3)
-    function = reference._generate_function()
-    assert function.experimental_get_tracing_count() == 1
+    other = run({**batch, "images": batch["images"][::-1]})
+    assert np.abs(other[0].numpy() - images_p.numpy()).max() > 1e-2
+
+
+def test_sv2p_generate_traces_once_for_every_horizon():
+    batch = conditioned_batch(4, extra=6)
+    train_batch = {"images": batch["images"][:, :4], "actions": batch["actions"][:, :3],
+                   "states": batch["states"][:, :4]}
+    model = SV2PVideoPredictionModel(hparams=dict(context_frames=2, sequence_length=4))
+    model.build_from_batch(train_batch)
+    for horizon, samples in ((3, 1), (8, 2)):
+        assert model.generate(batch, num_samples=samples, horizon=horizon).shape == (2, samples, horizon, 16, 16, 3)
+    assert model._generate_function().experimental_get_tracing_count() == 1
+
+
+MSPRED_TINY = dict(context_frames=3, sequence_length=8, num_preds=2, periods=[1, 2, 4], num_filters=4, dim=32,
+                   hidden_dim=4, num_layers=[1, 1, 1], latent_dim=2, prior_hidden_dim=4, posterior_hidden_dim=4,
+                   num_channels=1, batch_size=2, latent_mode="mean")
+
+
+def test_mspred_while_and_python_loops_agree_and_generate_traces_once():
+    """Every output of ``call`` (frames, heads, per-level KL statistics kept at their ticks) of both forms,
+    latents at their means; then one generate trace for two horizons."""
+    from video_prediction.models.mspred import MSPredVideoPredictionModel
+
+    rng = np.random.default_rng(0)
+    batch = {"images": tf.constant(rng.uniform(size=(2, 8, 16, 16, 1)), tf.float32)}
+    outputs, reference = {}, None
+    for loop in ("while", "python"):
+        model = MSPredVideoPredictionModel(hparams_dict=dict(MSPRED_TINY, time_loop=loop))
+        model.build_from_batch(batch)
+        if reference is None:
+            reference = model
+        else:
+            same_weights(reference, model)
+        outputs[loop] = tf.function(lambda b: model(b, training=False))(batch)
+    assert sorted(outputs["while"]) == sorted(outputs["python"])
+    assert "gen_heatmaps_level2" in outputs["while"] and "mu_prior_level1" in outputs["while"]
+    for key, value in outputs["python"].items():
+        np.testing.assert_allclose(outputs["while"][key], value, atol=1e-4, err_msg=key)
+    other = model({"images": batch["images"][::-1]}, training=False)["gen_images"]
+    assert np.abs(other.numpy() - outputs["python"]["gen_images"].numpy()).max() > 1e-2
+    for horizon, samples in ((5, 1), (9, 2)):
+        assert reference.generate(batch, num_samples=samples, horizon=horizon).shape == (2, samples, horizon,
+                                                                                           16, 16, 1)
+    assert reference._generate_fn.experimental_get_tracing_count() == 1
