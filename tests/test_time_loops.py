@@ -14,9 +14,10 @@ from video_prediction.models.savp import SAVPVideoPredictionModel
 from video_prediction.models.sna import SNAVideoPredictionModel
 from video_prediction.models.sv2p import SV2PVideoPredictionModel
 
-# Tiny ours_savp-like generator (32x32 is its smallest spec), GAN + VAE paths.
-SAVP_TINY = dict(context_frames=2, sequence_length=5, ngf=4, ndf=4, nef=4, nz=2, clip_length=4, batch_size=2,
-                 kl_weight=0.01, kl_anneal="none", video_sn_gan_weight=0.1)
+# Tiny ours_vae_l1-like generator (32x32 is its smallest spec): prior and posterior paths, KL.  (The
+# discriminators of ours_savp run after the time loop; leaving them out keeps the test fast.)
+SAVP_TINY = dict(context_frames=2, sequence_length=5, ngf=4, nef=4, nz=2, batch_size=2, kl_weight=0.01,
+                 kl_anneal="none")
 
 
 def moving_square(batch_size, length, size, channels=1, seed=0):
@@ -65,8 +66,7 @@ def test_savp_one_trace_serves_every_length_and_the_graph_does_not_grow():
     train_step = tf.function(model.train_step, input_signature=[relaxed_specs(savp_batch(5))])
     for length in (5, 8):
         logs = train_step(savp_batch(length))
-        assert np.isfinite(float(logs["g_loss"])) and np.isfinite(float(logs["d_loss"]))
-        assert np.isfinite(float(logs["gen_kl_loss"]))
+        assert np.isfinite(float(logs["g_loss"])) and np.isfinite(float(logs["gen_kl_loss"]))
     assert train_step.experimental_get_tracing_count() == 1
     # generate: one trace for any horizon and batch (here 3 and 7 frames, 1 and 2 samples).
     for horizon, samples in ((3, 1), (7, 2)):
@@ -79,7 +79,7 @@ def test_savp_one_trace_serves_every_length_and_the_graph_does_not_grow():
         return count_ops(tf.function(lambda b: m(b, training=False)).get_concrete_function(savp_batch(length)))
 
     assert graph_size(model, 5) == graph_size(model, 9)
-    small = dict(SAVP_TINY, nz=0, kl_weight=0.0, video_sn_gan_weight=0.0)
+    small = dict(SAVP_TINY, nz=0, kl_weight=0.0)
     python = SAVPVideoPredictionModel(hparams=dict(small, time_loop="python"))
     assert graph_size(python, 9) > graph_size(python, 5) + 500
 
@@ -89,17 +89,18 @@ def same_weights(source, target):
 
 
 def test_savp_while_and_python_loops_agree():
-    """Outputs (eval), losses and gradients (training) of both loop forms from the same weights and draws.
+    """Outputs, losses and gradients (training) of both loop forms from the same weights and draws.
 
-    ours_vae_l1-like (no discriminator: its random clips are drawn after the loop, where the two graphs'
-    op-derived random seeds differ) and schedule_sampling="none" (the mask no longer depends on a draw)."""
-    hp = dict(SAVP_TINY, video_sn_gan_weight=0.0, schedule_sampling="none")
-    batch = savp_batch(5)
+    No discriminator (its random clips are drawn after the loop, where the two graphs' op-derived random
+    seeds differ) and schedule_sampling="none" (the mask no longer depends on a draw)."""
+    hp = dict(SAVP_TINY, schedule_sampling="none")
+    batch = savp_batch(4)  # 3 steps: step 0 before the loop, 2 in it
     results = {}
     reference = None
     for loop in ("while", "python"):
         tf.random.set_seed(1)
-        model = built(SAVPVideoPredictionModel, batch, **dict(hp, time_loop=loop))
+        model = SAVPVideoPredictionModel(hparams=dict(hp, time_loop=loop))
+        model.build_from_batch(batch)
         if reference is None:
             reference = model
         else:
@@ -108,10 +109,9 @@ def test_savp_while_and_python_loops_agree():
         @tf.function
         def run(batch):
             tf.random.set_seed(5)  # same op seeds in both graphs (the draws come before the loop)
-            outputs = model(batch, training=False)
             with tf.GradientTape() as tape:
-                train_outputs = model(batch, training=True)
-                losses = model.generator_losses(batch, train_outputs)
+                outputs = model(batch, training=True)
+                losses = model.generator_losses(batch, outputs)
                 loss = tf.add_n(list(losses.values()))
             return outputs, loss, tape.gradient(loss, model.generator_variables())
 
@@ -123,7 +123,7 @@ def test_savp_while_and_python_loops_agree():
     for a, b in zip(grad_w, grad_p):
         np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
     # meaningful: another input moves the compared outputs by far more than the tolerance
-    other = run(savp_batch(5, batch_size=2) | {"images": savp_batch(5)["images"][::-1]})
+    other = run({"images": batch["images"][::-1]})
     assert np.abs(other[0]["gen_images"].numpy() - out_p["gen_images"].numpy()).max() > 1e-2
 
 
