@@ -22,6 +22,8 @@ flags.DEFINE_string("data_dir", "/tmp/video_prediction_benchmark/moving_mnist", 
 flags.DEFINE_string("hparams_dir", None, "directory of per-variant hparams (default: hparams/moving_mnist)")
 flags.DEFINE_integer("image_size", 64, "frame size (the records must have it)")
 flags.DEFINE_integer("batch_size", 8, "batch size of every variant (overrides its hparams)")
+flags.DEFINE_string("model_hparams", None, "model hparams applied to every variant after its file, e.g. "
+                    "time_loop=python (the unrolled time loop of the recurrent families)")
 flags.DEFINE_integer("context_frames", None, "override every variant's context frames")
 flags.DEFINE_integer("sequence_length", None, "override every variant's sequence length")
 flags.DEFINE_list("jit_compile", ["false", "true"], "jit_compile settings to measure")
@@ -62,7 +64,7 @@ def main(argv):
         input_dir=input_dir, batch_size=FLAGS.batch_size, image_size=FLAGS.image_size,
         context_frames=FLAGS.context_frames, sequence_length=FLAGS.sequence_length, strategy=FLAGS.strategy,
         intra_op_threads=FLAGS.intra_op_threads, inter_op_threads=FLAGS.inter_op_threads, seed=FLAGS.seed,
-        warmup_steps=FLAGS.warmup_steps)
+        warmup_steps=FLAGS.warmup_steps, model_hparams=FLAGS.model_hparams)
     payload = benchmark.run_benchmark(
         variants, settings, jit_values, steps=FLAGS.steps, max_seconds=FLAGS.max_seconds,
         generate_calls=FLAGS.generate_calls, profile_steps=FLAGS.profile_steps, evaluation=FLAGS.evaluation,

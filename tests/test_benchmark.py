@@ -81,7 +81,7 @@ def tiny_setup(tmp_path_factory):
     variant = benchmark.Variant(label="savp:tiny", model="savp", dataset="moving_mnist",
                                 model_hparams_dict=str(root / "hparams.json"))
     settings = benchmark.Settings(input_dir=records, batch_size=2, image_size=32, context_frames=2,
-                                  sequence_length=4, warmup_steps=1)
+                                  sequence_length=4, warmup_steps=1, model_hparams="time_loop=python")
     with benchmark.Worker(benchmark.ModelBench, variant, settings, label="tiny") as worker:
         yield variant, settings, root, worker
 
@@ -95,12 +95,17 @@ def test_measure_in_a_child_process(tiny_setup):
     assert result["train_step"]["n"] == 3 and 0 < result["train_step"]["min"] <= result["train_step"]["median"]
     assert result["train_frames_per_second"] > 0 and result["generate_frames_per_second"] > 0
     assert result["pipeline_examples_per_second"] > 0 and result["first_step_seconds"] > 0
+    # time to first step (issue 18): wall and CPU seconds of trace + first step, the load before it
+    assert result["first_step_cpu_seconds"] > 0 and len(result["first_step_loadavg"]) == 3
+    assert result["build_seconds"] > 0
+    assert settings.model_overrides() == "batch_size=2,time_loop=python" and result["time_loop"] == "python"
     assert result["memory"]["peak_rss_kernel"] >= result["memory"]["train_peak_rss"] > 0
     ops = result["profile"]["top_ops"]
     assert ops and all(op["self_seconds"] > 0 for op in ops) and any("Conv" in op["op"] for op in ops)
     assert not any("::" in op["op"] or "EagerLocalExecute" in op["op"] for op in ops)  # op types only
     table = benchmark.format_table([result])
-    assert "savp:tiny" in table and "input ex/s" in table
+    assert "savp:tiny" in table and "input ex/s" in table and "1st step s" in table
+    assert f"{result['first_step_seconds']:.1f}" in table.splitlines()[-1]
 
 
 def test_a_failing_child_raises_with_its_traceback():

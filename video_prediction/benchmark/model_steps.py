@@ -33,6 +33,7 @@ class ModelBench:
         from video_prediction.training.strategy import make_strategy
 
         keras.utils.set_random_seed(settings.seed)
+        build_started = time.perf_counter()
         self.dataset = building.build_dataset(variant.dataset, settings.input_dir, "train",
                                               variant.dataset_hparams_dict, settings.dataset_overrides(),
                                               seed=settings.seed)
@@ -40,13 +41,14 @@ class ModelBench:
         self.strategy = make_strategy(settings.strategy)
         with self.strategy.scope():
             self.model = building.build_model(variant.model, self.dataset, variant.model_hparams_dict,
-                                              f"batch_size={settings.batch_size}")
+                                              settings.model_overrides())
         self.batch = building.first_batch(self.dataset, settings.batch_size)
         self.info = dict(
             threads=self.threads, batch_size=settings.batch_size,
             context_frames=self.model.context_frames, sequence_length=self.model.sequence_length,
             image_shape=list(self.dataset.image_shape), trainable=bool(self.model.trainable_model),
-            jit_compile=settings.jit_compile, params=0)
+            jit_compile=settings.jit_compile, params=0,
+            time_loop=self.model.hparams.time_loop if "time_loop" in self.model.hparams else None)
         if self.model.trainable_model:
             with self.strategy.scope():
                 self.model.build_from_batch(self.batch)
@@ -56,10 +58,15 @@ class ModelBench:
             fixed = tf.data.Dataset.from_tensors(self.batch).repeat()
             self._iterator = iter(self.strategy.experimental_distribute_dataset(fixed))
             self.info["params"] = int(sum(int(tf.size(v)) for v in self.model.trainable_variables))
+            self.info["build_seconds"] = time.perf_counter() - build_started  # data, model, weights, optimizers
             self.memory.reset()
-            t0 = time.perf_counter()
+            # Time to first step (issue 18): tracing (+ XLA compile) + one step, in wall and in this
+            # process' CPU seconds (all its threads), with the load average before it (the machine may be shared).
+            self.info["first_step_loadavg"] = os.getloadavg()
+            t0, cpu0 = time.perf_counter(), time.process_time()
             self._train_step()
-            self.info["first_step_seconds"] = time.perf_counter() - t0  # tracing (+ XLA compile) + one step
+            self.info["first_step_seconds"] = time.perf_counter() - t0
+            self.info["first_step_cpu_seconds"] = time.process_time() - cpu0
             for _ in range(max(settings.warmup_steps - 1, 0)):
                 self._train_step()
             self.info["loss_after_warmup"] = self._last_loss

@@ -68,12 +68,18 @@ def _ms(summary):
     return f"{summary['median'] * 1e3:.0f} ({summary['min'] * 1e3:.0f}-{summary['max'] * 1e3:.0f})"
 
 
+def _first_step(result):
+    """Time to first step (trace + first train step) in wall seconds, '-' for a model without training."""
+    seconds = result.get("first_step_seconds")
+    return "-" if seconds is None else f"{seconds:.1f}"
+
+
 def format_table(results):
     """A plain-text table: one row per variant, no-jit and jit train steps side by side."""
     by_label = {}
     for result in results:
         by_label.setdefault(result["variant"]["label"], {})[bool(result["jit_compile"])] = result
-    header = (f"{'variant':<30} {'params':>9} {'B x T':>7} {'step ms, no jit':>18} {'step ms, jit':>18} "
+    header = (f"{'variant':<30} {'params':>9} {'B x T':>7} {'1st step s':>10} {'step ms, no jit':>18} {'step ms, jit':>18} "
               f"{'train fr/s':>10} {'gen fr/s':>9} {'peak RSS MB':>11} {'input ex/s':>10} {'used ex/s':>9}")
     lines = [header, "-" * len(header)]
     for label, runs in by_label.items():
@@ -85,7 +91,7 @@ def format_table(results):
         used = fastest["train_examples_per_second"] if fastest else None
         lines.append(
             f"{label:<30} {base['params']:>9,} {base['batch_size']:>2} x {base['sequence_length']:<2} "
-            f"{_ms(runs.get(False, {}).get('train_step')):>18} {_ms(jit.get('train_step') if jit else None):>18} "
+            f"{_first_step(base):>10} {_ms(runs.get(False, {}).get('train_step')):>18} {_ms(jit.get('train_step') if jit else None):>18} "
             f"{(fastest['train_frames_per_second'] if fastest else 0):>10.1f} "
             f"{(base['generate_frames_per_second'] or 0):>9.1f} {peak:>11.0f} "
             f"{base['pipeline_examples_per_second']:>10.1f} {(used or 0):>9.2f}")

@@ -108,6 +108,11 @@ class Settings:
     inter_op_threads: int = 0  # 0: TensorFlow's default
     seed: int = 7
     warmup_steps: int = 2
+    model_hparams: str = None  # "k=v,..." applied to every variant after its hparams file (e.g. time_loop=python)
+
+    def model_overrides(self):
+        """The ``k=v`` model hparams string: the batch size, then :attr:`model_hparams`."""
+        return ",".join([f"batch_size={self.batch_size}"] + ([self.model_hparams] if self.model_hparams else []))
 
     def dataset_overrides(self):
         """The ``k=v`` dataset hparams string of the length overrides (None without any)."""

@@ -108,7 +108,15 @@ class BaseVideoPredictionModel(ClipLengthsMixin, keras.Model):
             raise ValueError(f"generate needs at least {context} context frames, got {images.shape[1]}")
         inputs = self.rollout_inputs(batch, horizon)
         tiled = {k: _repeat_batch(v, num_samples) for k, v in inputs.items()}
-        gen = self._generate_fn(tiled)
+        if self.symbolic_time_loop:
+            # Trace once for any batch and rollout length (the time loop is a tf.while_loop): later calls
+            # with other lengths reuse this trace instead of retracing (issue 18).
+            function = self._generate_function()
+            function.get_concrete_function(
+                {k: tf.TensorSpec([None, None, *v.shape[2:]], v.dtype) for k, v in tiled.items()})
+            gen = function(tiled)
+        else:
+            gen = self._generate_fn(tiled)
         gen = gen[:, context - 1 : context - 1 + horizon]
         shape = tf.shape(gen)
         return tf.reshape(gen, tf.concat([[-1, num_samples], shape[1:]], axis=0))
@@ -116,6 +124,16 @@ class BaseVideoPredictionModel(ClipLengthsMixin, keras.Model):
     @tf.function(reduce_retracing=True)
     def _generate_fn(self, inputs):
         return self(inputs, training=False)["gen_images"]
+
+    @property
+    def symbolic_time_loop(self):
+        """Whether the model's time loop is a ``tf.while_loop`` over a tensor length (the ``time_loop``
+        hparam of the recurrent families is ``"while"``): one traced ``generate`` serves every horizon."""
+        return "time_loop" in self.hparams and self.hparams.time_loop == "while"
+
+    def _generate_function(self):
+        """The ``tf.function`` that ``generate`` calls (with :attr:`symbolic_time_loop`)."""
+        return self._generate_fn
 
     def rollout_inputs(self, batch, horizon):
         """The batch for a rollout of ``context + horizon`` frames.
@@ -166,9 +184,10 @@ class LatentModeMixin:
     def _generate_fn(self, inputs):
         # One traced function per latent mode (the family's ``_generate_mean_fn`` / ``_generate_sample_fn``),
         # so that switching modes never reuses the other's trace.
-        if self.latent_mode == "mean":
-            return self._generate_mean_fn(inputs)
-        return self._generate_sample_fn(inputs)
+        return self._generate_function()(inputs)
+
+    def _generate_function(self):
+        return self._generate_mean_fn if self.latent_mode == "mean" else self._generate_sample_fn
 
 
 class VideoPredictionModel(BaseVideoPredictionModel):
@@ -314,16 +333,34 @@ def swap_batch_time(x):
     return tf.transpose(x, [1, 0] + list(range(2, len(x.shape))))
 
 
-def unroll_remaining_steps(step_fn, first_outputs, state, num_steps, static_steps=None):
+#: Values of the ``time_loop`` hparam of the recurrent families (issue 18, "Symbolic time loops"):
+#: ``"while"`` runs the time loop as one ``tf.while_loop`` (one copy of the step in the graph, the rollout
+#: length a tensor: any T traces the same graph, so a 1,000-frame rollout neither retraces nor builds a
+#: larger graph); ``"python"`` unrolls it at trace time (one copy of the step per frame; needs a static T,
+#: and falls back to the while loop when T is not known at trace time).
+TIME_LOOPS = ("while", "python")
+
+
+def check_time_loop(value):
+    """ValueError naming the valid values when ``value`` is not a :data:`TIME_LOOPS` entry."""
+    if value not in TIME_LOOPS:
+        raise ValueError(f"time_loop must be one of {', '.join(TIME_LOOPS)}; got {value!r}")
+    return value
+
+
+def unroll_remaining_steps(step_fn, first_outputs, state, num_steps, static_steps=None, time_loop="while"):
     """Finish an unroll whose step 0 the caller has run; returns every step's outputs stacked time-major.
 
     ``step_fn(t, state) -> (outputs, new_state)`` runs steps ``1 .. num_steps - 1``.
     Callers run step 0 themselves (inside their layer's name scope) so that
-    every sub-layer creates its weights there.  With ``static_steps`` (a Python
-    int) the steps are unrolled in Python (one graph copy per step, needs a fixed
-    length); with ``None`` a ``tf.while_loop`` runs any ``num_steps`` (a tensor).
+    every sub-layer creates its weights there.  ``time_loop`` (:data:`TIME_LOOPS`):
+    ``"python"`` with ``static_steps`` (a Python int, the static value of
+    ``num_steps``) unrolls the steps in Python (one graph copy per step); otherwise a
+    ``tf.while_loop`` runs any ``num_steps`` (a tensor).  Both run the same step
+    function in the same order, so they give the same outputs and gradients.
     """
-    if static_steps is not None:
+    check_time_loop(time_loop)
+    if time_loop == "python" and static_steps is not None:
         per_step = [first_outputs]
         for t in range(1, static_steps):
             outputs, state = step_fn(tf.constant(t), state)
@@ -338,8 +375,14 @@ def unroll_remaining_steps(step_fn, first_outputs, state, num_steps, static_step
         outputs, state = step_fn(t, state)
         return t + 1, state, {key: arrays[key].write(t, outputs[key]) for key in arrays}
 
-    _, _, arrays = tf.while_loop(lambda t, *_: t < num_steps, body, (tf.constant(1), state, arrays))
-    return {key: array.stack() for key, array in arrays.items()}
+    # maximum_iterations bounds the loop for XLA (jit_compile), which needs it to differentiate the loop.
+    _, _, arrays = tf.while_loop(lambda t, *_: t < num_steps, body, (tf.constant(1), state, arrays),
+                                 maximum_iterations=num_steps)
+    stacked = {key: array.stack() for key, array in arrays.items()}
+    if static_steps is not None:  # keep the static length the Python unroll would give (shape checks use it)
+        for value in stacked.values():
+            value.set_shape([static_steps] + value.shape[1:].as_list())
+    return stacked
 
 
 # Hparams of the original's VideoPredictionModel (specs/savp.md §3.2) beyond those of
@@ -386,6 +429,7 @@ class SAVPFamilyModel(VideoPredictionModel):
     def __init__(self, hparams_dict=None, hparams=None, name=None, **kwargs):
         super().__init__(hparams_dict=hparams_dict, hparams=hparams, name=name, **kwargs)
         hp = self.hparams
+        check_time_loop(hp.time_loop)
         for key in self.unsupported_weights:
             if getattr(hp, key):
                 raise ValueError(f"{key} must be 0 for {type(self).__name__} (the model has no output for it)")
@@ -396,6 +440,9 @@ class SAVPFamilyModel(VideoPredictionModel):
     def default_hparams(cls):
         hparams = super().default_hparams()
         hparams.update(SAVP_FAMILY_LOSS_HPARAMS)
+        # Added (issue 18): how the generator's T-1 steps run in training, evaluation and generation
+        # (TIME_LOOPS above); not an hparam of the original, which unrolled in Python (TF1 graph).
+        hparams.update(time_loop="while")
         return hparams
 
     def current_kl_weight(self):

@@ -253,8 +253,6 @@ class ConvLSTMCDNAModel(SAVPFamilyModel):
 
     tower_spec = None
     unsupported_weights = SAVPFamilyModel.unsupported_weights + _NO_GAN_OR_FLOW_WEIGHTS
-    #: Training (fixed T) unrolls in Python, inference (any horizon) in a tf.while_loop, as SAVP.
-    python_unroll_in_training = True
 
     def __init__(self, hparams_dict=None, hparams=None, name=None, **kwargs):
         super().__init__(hparams_dict=hparams_dict, hparams=hparams, name=name, **kwargs)
@@ -336,8 +334,9 @@ class ConvLSTMCDNAModel(SAVPFamilyModel):
             carry = dict(self.cell.initial_carry(batch_size, initial_state), gen_image=tf.zeros_like(images[0]))
             first_outputs, carry = step(tf.constant(0), carry)
         static_steps = images.shape[0] - 1 if images.shape[0] is not None else None
-        outputs = unroll_remaining_steps(step, first_outputs, carry, num_steps,
-                                         static_steps if training and self.python_unroll_in_training else None)
+        # The time_loop hparam (issue 18, SAVPFamilyModel): a tf.while_loop or a Python unroll, in training,
+        # evaluation and generation alike.
+        outputs = unroll_remaining_steps(step, first_outputs, carry, num_steps, static_steps, self.hparams.time_loop)
         return {key: swap_batch_time(value) for key, value in outputs.items()}
 
     def time_major_inputs(self, batch):

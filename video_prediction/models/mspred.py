@@ -2,8 +2,12 @@
 
 The original's SpatioTempHierarch with ConvLSTM predictors (model_type
 ``SpatioTempHierarchConvLSTM``).  The period gating of the original is a set of
-per-module counters; since the schedule is static given (context, T, periods) the
-time loop is unrolled in Python and every module knows at which steps it ticks.
+per-module counters.  The context steps (a constant of the model) are unrolled in
+Python, where every module knows at which steps it ticks; the steps after the
+context run, with ``time_loop="while"`` (default, issue 18), in one ``tf.while_loop``
+over a tensor length in which each level ticks through a ``tf.cond`` on ``t``
+(states of fixed shape; per-level outputs collected in fixed-size buffers), so
+the graph does not grow with T; ``time_loop="python"`` unrolls every step.
 
 Outputs of ``call`` (channels-last):
 
@@ -25,7 +29,7 @@ from video_prediction.layers.mspred_layers import (
     DCGANDecoder, DCGANEncoder, ConvLSTMPredictor, DeconvHead, GaussianConvLSTM, VGGDecoder, VGGEncoder,
     register, upsample_nearest,
 )
-from video_prediction.models.base import VideoPredictionModel, num_replicas
+from video_prediction.models.base import VideoPredictionModel, check_time_loop, num_replicas
 
 NUM_LEVELS = 3  # the original asserts num_hierarch == 3
 
@@ -120,6 +124,8 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
             batch_norm_batch_stats=True,  # BN always on batch statistics (test time too)
             prior_double_gating=True,  # prior only recomputes every p^2 steps (§3.5)
             latent_mode="sample",  # "sample" | "mean": z = mu at inference (parity, --latent_mode)
+            # Added (issue 18): the steps after the context in one tf.while_loop ("while") or unrolled ("python")
+            time_loop="while",
             # losses (§4.1)
             reconst_losses=["mse", "mse", "mse"],  # mse | mae | weighted_kpoint_loss | cross_entropy
             alphas=[0.2, 0.5, 0.5],
@@ -172,6 +178,7 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
         if hp.latent_mode not in ("sample", "mean"):
             raise ValueError(f"latent_mode must be 'sample' or 'mean', got {hp.latent_mode!r}")
         self.latent_mode = hp.latent_mode
+        check_time_loop(hp.time_loop)
         num_layers = hp.num_layers if len(hp.num_layers) == NUM_LEVELS else list(hp.num_layers[:1]) * NUM_LEVELS
         bs = hp.batch_norm_batch_stats
         if hp.enc_dec_type == "dcgan":
@@ -259,7 +266,14 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
         reuse_encoding = hp.batch_norm_batch_stats or not training
         next_encoding = None
 
-        for t in range(length - 1):
+        # time_loop="python" (with a static T) unrolls every step; otherwise only the context steps are
+        # unrolled here and the rest run in _loop_after_context's tf.while_loop.
+        num_steps = tf.shape(images)[1] - 1
+        if hp.time_loop == "python" and length is not None:
+            python_steps = length - 1
+        else:
+            python_steps = context if length is None else min(context, length - 1)
+        for t in range(python_steps):
             encoding, next_encoding = next_encoding, None
             if hp.stochastic_latents:
                 next_encoding = self._encode_levels(images[:, t + 1], training)
@@ -324,6 +338,13 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                     if (t - (context - 1)) % periods[h] == 0 and len(head_outputs[h - 1]) < num_preds:
                         head_outputs[h - 1].append(self.heads[h - 1](head_inputs[h - 1], training=training))
 
+        if python_steps == context and (length is None or length - 1 > context):
+            carry = dict(pred_states=pred_states, pred_feats=pred_feats, last_frame=gen_images[-1])
+            if hp.stochastic_latents:
+                carry.update(post_states=post_states, prior_states=prior_states, prior_cache=prior_cache,
+                             post_ticks=post_ticks, latents=latents, stats=stats)
+            return self._loop_after_context(images, length, num_steps, carry, residuals, gen_images, head_outputs,
+                                            training)
         gen_images = tf.stack(gen_images, axis=1)
         outputs = {"gen_images": gen_images,
                    "gen_level0": gen_images[:, context - 1: context - 1 + num_preds]}
@@ -337,6 +358,157 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                     kept = per_level[h][:len(self.level_target_frames(length)[h])]
                     if kept:
                         outputs[f"{key}_level{h}"] = tf.stack(kept, axis=1)
+        return outputs
+
+    def _kept_counts(self, length):
+        """Static ``(stats, heads)`` output counts per level for a T-frame sequence (None for a symbolic T):
+        what the Python unroll keeps (stats at ticks t >= C-1 with t % p == 0, the first
+        ``len(level_target_frames)``; head outputs every p calls from C-1, at most num_preds)."""
+        if length is None:
+            return None, None
+        context, num_preds, periods = self.context_frames, self.hparams.num_preds, self.hparams.periods
+        targets = self.level_target_frames(length)
+        steps = range(context - 1, length - 1)
+        stats = [min(len([t for t in steps if t % p == 0]), len(targets[h])) for h, p in enumerate(periods)]
+        heads = [min(num_preds, len([t for t in steps if (t - (context - 1)) % p == 0])) for p in periods]
+        return stats, heads
+
+    def _loop_after_context(self, images, length, num_steps, carry, residuals, context_frames, head_outputs,
+                            training):
+        """Steps C .. T-2 in one ``tf.while_loop`` (``time_loop="while"``), from the carry of the Python-unrolled
+        context steps.  Same step as ``call``'s: each level ticks when ``t % p_h == 0`` (``tf.cond``); every
+        layer was built during the context.  Per-level stats and head outputs go into ``[num_preds, ...]``
+        buffers at their running count (the Python unroll keeps at most num_preds of each)."""
+        hp = self.hparams
+        context, num_preds, periods = self.context_frames, hp.num_preds, hp.periods
+        stochastic = hp.stochastic_latents
+        aux = hp.aux_outputs and all(head_outputs)  # heads first run at t = C-1, during the context
+        stat_keys = ("mu_post", "logvar_post", "mu_prior", "logvar_prior")
+
+        def buffer(entries, like):
+            """[num_preds, ...] holding ``entries`` (capped at num_preds) then zeros, and its count."""
+            entries = entries[:num_preds]
+            pad = [tf.zeros_like(like)] * (num_preds - len(entries))
+            return tf.stack(entries + pad), tf.constant(len(entries))
+
+        def put(buf, count, value, do):
+            """``buf`` with ``value`` at ``count`` when ``do`` and ``count < num_preds``; the new count."""
+            do = tf.logical_and(do, count < num_preds)
+            at = tf.logical_and(tf.equal(tf.range(num_preds), count), do)
+            at = tf.reshape(at, [num_preds] + [1] * len(value.shape))
+            return tf.where(at, value[None], buf), count + tf.cast(do, tf.int32)
+
+        state = dict(pred_states=carry["pred_states"], pred_feats=carry["pred_feats"], last_frame=carry["last_frame"])
+        if stochastic:
+            state.update(post_states=carry["post_states"], prior_states=carry["prior_states"],
+                         prior_cache=[tuple(c) for c in carry["prior_cache"]], latents=carry["latents"],
+                         post_ticks=[tf.constant(n) for n in carry["post_ticks"]])
+            state["stats"] = [{k: buffer(carry["stats"][k][h], carry["prior_cache"][h][1]) for k in stat_keys}
+                              for h in range(NUM_LEVELS)]
+        if aux:
+            state["heads"] = [buffer(head_outputs[h - 1], head_outputs[h - 1][0]) for h in range(1, NUM_LEVELS)]
+        frames = tf.TensorArray(tf.float32, size=num_steps - context, element_shape=context_frames[-1].shape)
+
+        def body(t, state, frames):
+            pred_feats, pred_states = list(state["pred_feats"]), list(state["pred_states"])
+            if hp.autoreg_mode == "LAST_PRED_FEATS":
+                level_inputs = list(pred_feats)
+            else:
+                level_inputs, _ = self._encode_levels(state["last_frame"], training)
+            new = {}
+            if stochastic:
+                target_inputs = self._encode_levels(images[:, t + 1], training)[0]
+                latents = list(state["latents"])
+                post_states, prior_states = list(state["post_states"]), list(state["prior_states"])
+                prior_cache, post_ticks = list(state["prior_cache"]), list(state["post_ticks"])
+                stats = [dict(level) for level in state["stats"]]
+                for h in reversed(range(NUM_LEVELS)):
+                    def tick(h=h):
+                        post_in, prior_in = target_inputs[h], level_inputs[h]
+                        if hp.ancestral_sampling and h < NUM_LEVELS - 1:
+                            upper = [upsample_nearest(latents[u], 2 ** (i + 1))
+                                     for i, u in enumerate(range(h + 1, NUM_LEVELS))]
+                            post_in = tf.concat([post_in] + upper, axis=-1)
+                            prior_in = tf.concat([prior_in] + upper, axis=-1)
+                        mu_post, logvar_post, post_state = self.posteriors[h](post_in, post_states[h])
+                        z_post = self._latent(mu_post, logvar_post, training)
+
+                        def prior_tick():
+                            mu, logvar, prior_state = self.priors[h](prior_in, prior_states[h])
+                            return (self._latent(mu, logvar, training), mu, logvar), prior_state
+
+                        prior_ticks = (post_ticks[h] % periods[h] == 0 if hp.prior_double_gating
+                                       else tf.constant(True))
+                        cache, prior_state = tf.cond(prior_ticks, prior_tick,
+                                                     lambda: (prior_cache[h], prior_states[h]))
+                        values = dict(mu_post=mu_post, logvar_post=logvar_post, mu_prior=cache[1],
+                                      logvar_prior=cache[2])
+                        level_stats = {k: put(*stats[h][k], values[k], tf.constant(True)) for k in stat_keys}
+                        return (post_state, prior_state, cache, post_ticks[h] + 1, z_post if training else cache[0],
+                                level_stats)
+
+                    def rest(h=h):
+                        return (post_states[h], prior_states[h], prior_cache[h], post_ticks[h], latents[h], stats[h])
+
+                    (post_states[h], prior_states[h], prior_cache[h], post_ticks[h], latents[h],
+                     stats[h]) = tf.cond(t % periods[h] == 0, tick, rest)
+                new.update(post_states=post_states, prior_states=prior_states, prior_cache=prior_cache,
+                           post_ticks=post_ticks, latents=latents, stats=stats)
+
+            for h in range(NUM_LEVELS):
+                def predict(h=h):
+                    x = level_inputs[h]
+                    if stochastic:
+                        x = tf.concat([x, new["latents"][h]], axis=-1)
+                    return self.predictors[h](x, pred_states[h])
+
+                pred_feats[h], pred_states[h] = tf.cond(t % periods[h] == 0, predict,
+                                                        lambda h=h: (pred_feats[h], pred_states[h]))
+            if hp.last_context_residuals:
+                dec_feats = [p + r for p, r in zip(pred_feats, residuals[1:])]
+            else:
+                dec_feats = list(pred_feats)
+            frame, activations = self.decoder(dec_feats[2], [residuals[0], dec_feats[0], dec_feats[1]],
+                                              training=training)
+            new.update(pred_feats=pred_feats, pred_states=pred_states, last_frame=frame)
+            if aux:
+                head_inputs = [activations[1], activations[0]]
+                heads = list(state["heads"])
+                for h in range(1, NUM_LEVELS):
+                    buf, count = heads[h - 1]
+                    ticks = tf.logical_and(tf.equal((t - (context - 1)) % periods[h], 0), count < num_preds)
+                    heads[h - 1] = tf.cond(
+                        ticks, lambda h=h, buf=buf, count=count: put(
+                            buf, count, self.heads[h - 1](head_inputs[h - 1], training=training), tf.constant(True)),
+                        lambda buf=buf, count=count: (buf, count))
+                new["heads"] = heads
+            return t + 1, new, frames.write(t - context, frame)
+
+        _, state, frames = tf.while_loop(lambda t, *_: t < num_steps, body, (tf.constant(context), state, frames),
+                                         maximum_iterations=num_steps - context)
+        later = tf.transpose(frames.stack(), [1, 0, 2, 3, 4])
+        gen_images = tf.concat([tf.stack(context_frames, axis=1), later], axis=1)
+        if length is not None:
+            gen_images.set_shape([None, length - 1] + gen_images.shape[2:].as_list())
+        outputs = {"gen_images": gen_images,
+                   "gen_level0": gen_images[:, context - 1: context - 1 + num_preds]}
+        kept_stats, kept_heads = self._kept_counts(length)
+
+        def kept(buf, count, static_count):
+            values = tf.transpose(buf, [1, 0] + list(range(2, len(buf.shape))))  # batch-major
+            return values[:, :static_count] if static_count is not None else values[:, :count]
+
+        if aux:
+            for h in range(1, NUM_LEVELS):
+                n = kept_heads[h] if kept_heads else None
+                if n != 0:
+                    outputs[f"gen_heatmaps_level{h}"] = kept(*state["heads"][h - 1], n)
+        if stochastic:
+            for h in range(NUM_LEVELS):
+                n = kept_stats[h] if kept_stats else None
+                if n != 0:
+                    for key in stat_keys:
+                        outputs[f"{key}_level{h}"] = kept(*state["stats"][h][key], n)
         return outputs
 
     # -- losses (§4.1) ---------------------------------------------------------------------------

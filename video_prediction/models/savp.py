@@ -596,13 +596,6 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
 
     deprecated_hparams = DEPRECATED_HPARAMS
     trainable_model = True
-    #: How the T-1 steps are unrolled: a Python loop (one graph copy per step; needs
-    #: a static T) or ``tf.while_loop`` (one copy, any T).  Measured on 2 CPU cores at
-    #: 64x64, batch 32, T=12, ours_vae_l1 trains ~20% faster with the Python loop and
-    #: ours_savp the same, while the loop costs more tracing; so training (fixed T)
-    #: unrolls in Python and inference/generation (any horizon) uses the while loop.
-    python_unroll_in_training = True
-    python_unroll_in_inference = False
 
     def __init__(self, hparams_dict=None, hparams=None, name=None, **kwargs):
         super().__init__(hparams_dict=hparams_dict, hparams=hparams, name=name, **kwargs)
@@ -771,10 +764,11 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
             state = self.cell.initial_state(batch_size, images[0])
             first_outputs, state = self.cell.step(tf.constant(0), step_inputs(0), state, context)
         static_steps = images.shape[0] - 1 if images.shape[0] is not None else None
-        python_unroll = self.python_unroll_in_training if training else self.python_unroll_in_inference
+        # The time_loop hparam (issue 18): one tf.while_loop (default) or a Python unroll, in training,
+        # evaluation and generation alike.
         outputs = unroll_remaining_steps(
             lambda t, state: self.cell.step(t, step_inputs(t), state, context), first_outputs, state, num_steps,
-            static_steps if python_unroll else None)
+            static_steps, self.hparams.time_loop)
         return self._with_sampling_mean(outputs, ground_truth, num_steps, batch_size)
 
     def _with_sampling_mean(self, outputs, ground_truth, num_steps, batch_size):
