@@ -22,7 +22,6 @@ Outputs of ``call`` (channels-last):
 """
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from video_prediction.layers.mspred_layers import (
