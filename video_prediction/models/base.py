@@ -108,9 +108,10 @@ class BaseVideoPredictionModel(ClipLengthsMixin, keras.Model):
             raise ValueError(f"generate needs at least {context} context frames, got {images.shape[1]}")
         inputs = self.rollout_inputs(batch, horizon)
         tiled = {k: _repeat_batch(v, num_samples) for k, v in inputs.items()}
-        if self.symbolic_time_loop:
+        if self.symbolic_time_loop and self.built:
             # Trace once for any batch and rollout length (the time loop is a tf.while_loop): later calls
-            # with other lengths reuse this trace instead of retracing (issue 18).
+            # with other lengths reuse this trace instead of retracing (issue 18).  Only once the weights
+            # exist: a first call that creates them needs the concrete shapes (a dense layer's input size).
             function = self._generate_function()
             function.get_concrete_function(
                 {k: tf.TensorSpec([None, None, *v.shape[2:]], v.dtype) for k, v in tiled.items()})
