@@ -59,6 +59,17 @@ def test_bad_time_loop_is_one_clear_error():
     assert SAVPVideoPredictionModel.default_hparams()["time_loop"] == "while"
 
 
+def test_xla_train_steps_unroll_in_python():
+    """XLA cannot compile the while loop's gradient with a dynamic batch (ours_savp: a Tile's gradient needs a
+    constant shape), so an XLA-compiled train step unrolls; evaluation and generation keep the while loop."""
+    model = SAVPVideoPredictionModel(hparams=SAVP_TINY)
+    assert model.time_loop_for(training=True) == "while"
+    model.make_optimizers(jit_compile=True)
+    assert model.time_loop_for(training=True) == "python" and model.time_loop_for(training=False) == "while"
+    model.make_optimizers(jit_compile=False)
+    assert model.time_loop_for(training=True) == "while"
+
+
 def test_savp_one_trace_serves_every_length_and_the_graph_does_not_grow():
     tf.random.set_seed(0)
     model = built(SAVPVideoPredictionModel, savp_batch(5), **SAVP_TINY)

@@ -136,6 +136,15 @@ class BaseVideoPredictionModel(ClipLengthsMixin, keras.Model):
         """The ``tf.function`` that ``generate`` calls (with :attr:`symbolic_time_loop`)."""
         return self._generate_fn
 
+    def time_loop_for(self, training):
+        """The ``time_loop`` a forward pass uses: the hparam, except in an XLA-compiled train step
+        (``--jit_compile``), which unrolls in Python: XLA cannot compile the gradient of the while loop when
+        the batch size is not static (a ``Tile``'s gradient needs a compile-time shape; found with
+        ``ours_savp``)."""
+        if training and getattr(self, "jit_compile", False) is True:
+            return "python"
+        return self.hparams.time_loop
+
     def rollout_inputs(self, batch, horizon):
         """The batch for a rollout of ``context + horizon`` frames.
 

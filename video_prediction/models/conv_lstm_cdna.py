@@ -336,7 +336,8 @@ class ConvLSTMCDNAModel(SAVPFamilyModel):
         static_steps = images.shape[0] - 1 if images.shape[0] is not None else None
         # The time_loop hparam (issue 18, SAVPFamilyModel): a tf.while_loop or a Python unroll, in training,
         # evaluation and generation alike.
-        outputs = unroll_remaining_steps(step, first_outputs, carry, num_steps, static_steps, self.hparams.time_loop)
+        outputs = unroll_remaining_steps(step, first_outputs, carry, num_steps, static_steps,
+                                         self.time_loop_for(training))
         return {key: swap_batch_time(value) for key, value in outputs.items()}
 
     def time_major_inputs(self, batch):

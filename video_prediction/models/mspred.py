@@ -268,7 +268,7 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
         # time_loop="python" (with a static T) unrolls every step; otherwise only the context steps are
         # unrolled here and the rest run in _loop_after_context's tf.while_loop.
         num_steps = tf.shape(images)[1] - 1
-        if hp.time_loop == "python" and length is not None:
+        if self.time_loop_for(training) == "python" and length is not None:
             python_steps = length - 1
         else:
             python_steps = context if length is None else min(context, length - 1)

@@ -768,7 +768,7 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
         # evaluation and generation alike.
         outputs = unroll_remaining_steps(
             lambda t, state: self.cell.step(t, step_inputs(t), state, context), first_outputs, state, num_steps,
-            static_steps, self.hparams.time_loop)
+            static_steps, self.time_loop_for(training))
         return self._with_sampling_mean(outputs, ground_truth, num_steps, batch_size)
 
     def _with_sampling_mean(self, outputs, ground_truth, num_steps, batch_size):
