@@ -232,6 +232,16 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
         h4, (h1, h2, h3) = self.encoder(frame, training=training)
         return [h2, h3, h4], [h1, h2, h3, h4]  # level inputs, residual feats (§3.2)
 
+    def _latent_inputs(self, h, target_inputs, level_inputs, latents):
+        """Inputs of level ``h``'s posterior and prior: the level's features, with ancestral sampling (§3.5)
+        also the latents of every level above, upsampled to this level's size."""
+        post_in, prior_in = target_inputs[h], level_inputs[h]
+        if self.hparams.ancestral_sampling and h < NUM_LEVELS - 1:
+            upper = [upsample_nearest(latents[u], 2 ** (i + 1)) for i, u in enumerate(range(h + 1, NUM_LEVELS))]
+            post_in = tf.concat([post_in] + upper, axis=-1)
+            prior_in = tf.concat([prior_in] + upper, axis=-1)
+        return post_in, prior_in
+
     def _latent(self, mu, logvar, training):
         if self.latent_mode == "mean" and not training:
             return mu
@@ -291,12 +301,7 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                 for h in reversed(range(NUM_LEVELS)):
                     if t % periods[h]:
                         continue  # the posterior does not tick; neither is the prior called
-                    post_in, prior_in = target_inputs[h], level_inputs[h]
-                    if hp.ancestral_sampling and h < NUM_LEVELS - 1:
-                        upper = [upsample_nearest(latents[u], 2 ** (i + 1))
-                                 for i, u in enumerate(range(h + 1, NUM_LEVELS))]
-                        post_in = tf.concat([post_in] + upper, axis=-1)
-                        prior_in = tf.concat([prior_in] + upper, axis=-1)
+                    post_in, prior_in = self._latent_inputs(h, target_inputs, level_inputs, latents)
                     mu_post, logvar_post, post_states[h] = self.posteriors[h](post_in, post_states[h])
                     z_post = self._latent(mu_post, logvar_post, training)
                     prior_ticks = post_ticks[h] % periods[h] == 0 if double_gating else True
@@ -423,12 +428,7 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                 stats = [dict(level) for level in state["stats"]]
                 for h in reversed(range(NUM_LEVELS)):
                     def tick(h=h):
-                        post_in, prior_in = target_inputs[h], level_inputs[h]
-                        if hp.ancestral_sampling and h < NUM_LEVELS - 1:
-                            upper = [upsample_nearest(latents[u], 2 ** (i + 1))
-                                     for i, u in enumerate(range(h + 1, NUM_LEVELS))]
-                            post_in = tf.concat([post_in] + upper, axis=-1)
-                            prior_in = tf.concat([prior_in] + upper, axis=-1)
+                        post_in, prior_in = self._latent_inputs(h, target_inputs, level_inputs, latents)
                         mu_post, logvar_post, post_state = self.posteriors[h](post_in, post_states[h])
                         z_post = self._latent(mu_post, logvar_post, training)
 
