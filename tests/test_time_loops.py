@@ -179,7 +179,7 @@ def test_sv2p_generate_traces_once_for_every_horizon():
     batch = conditioned_batch(4, extra=6)
     train_batch = {"images": batch["images"][:, :4], "actions": batch["actions"][:, :3],
                    "states": batch["states"][:, :4]}
-    assert SV2PVideoPredictionModel.default_hparams()["time_loop"] == "python"  # see sv2p.py: not yet "while"
+    assert SV2PVideoPredictionModel.default_hparams()["time_loop"] == "while"
     model = SV2PVideoPredictionModel(hparams=dict(context_frames=2, sequence_length=4, time_loop="while"))
     model.build_from_batch(train_batch)
     for horizon, samples in ((3, 1), (8, 2)):

@@ -122,11 +122,6 @@ class SV2PVideoPredictionModel(LatentModeMixin, ConvLSTMCDNAModel):
             kl_anneal_steps=(100000, 120000),
             max_steps=200000,
             decay_steps=(0, 0),  # no lr decay (the original: decaying gives blurrier images)
-            # Issue 18: unrolled by default for now.  With time_loop="while" a run killed (SIGKILL) and resumed
-            # with --deterministic no longer ends bitwise equal to an uninterrupted one
-            # (tests/training/test_family_faults.py [sv2p], 76-146 tensors differ; sna and savp pass); the cause
-            # is not found yet.  "while" works otherwise (tests/test_time_loops.py).
-            time_loop="python",
         )
         return hparams
 

@@ -7,6 +7,7 @@ corrupt records reported or skipped; SIGTERM/SIGINT handled after a step.
 """
 
 import functools
+import json
 import os
 
 import keras
@@ -49,6 +50,30 @@ def _restores_op_determinism(function):
     return wrapper
 
 
+def _resumes_a_deterministic_run(output_dir):
+    """Whether ``output_dir`` holds a run started with ``--deterministic`` (its options.json says so)."""
+    try:
+        with open(os.path.join(output_dir, "options.json")) as f:
+            return bool(json.load(f).get("deterministic"))
+    except (OSError, ValueError):
+        return False  # no run there yet, or a damaged file that the resume checks report properly
+
+
+def _run_one_op_at_a_time():
+    """Deterministic runs execute one TF op at a time (inter-op threads 1; each op still uses every
+    intra-op thread).  Op determinism alone is not enough: a ``tf.while_loop``'s gradient sums the
+    contributions of its iterations in the order they finish, so with two inter-op threads sv2p's
+    weights differed in the last bits between two runs (measured).  It must be set before TensorFlow
+    starts its runtime; a caller that already ran TF ops in this process is told it does not apply."""
+    try:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        if tf.config.threading.get_inter_op_parallelism_threads() != 1:
+            print("note: TensorFlow was already running in this process, so --deterministic cannot make it run "
+                  "one op at a time (inter-op threads 1): time-loop gradients may differ in the last bits "
+                  "between runs (scripts/train.py sets it)")
+
+
 @_restores_op_determinism
 def train(input_dir, dataset_name, model_name, output_dir, dataset_hparams_dict=None, dataset_hparams=None,
           model_hparams_dict=None, model_hparams=None, checkpoint=None, val_input_dir=None, max_steps=None,
@@ -80,6 +105,8 @@ def train(input_dir, dataset_name, model_name, output_dir, dataset_hparams_dict=
     count whose replicas divide its global batch.
     """
     args = dict(locals())
+    if deterministic or _resumes_a_deterministic_run(output_dir):
+        _run_one_op_at_a_time()
     # First: a multi-worker strategy must set up its collectives before any other TF work.
     strategy = make_strategy(strategy_name)
     worker, num_workers, is_chief = worker_info(strategy)
