@@ -19,9 +19,14 @@ One step is what the original's ``scripts/train.py`` runs per batch: ``sess.run(
 (summaries and validation are off, as in its timed steps), on a fixed random batch kept in the graph as a
 constant (speed does not depend on the values; ours also times a fixed batch).  Speaks the line protocol of
 ``video_prediction/benchmark/reference.py``: prints ``{"ready": ...}`` (with the graph-building and first-step
-seconds: the original's time to first step) after the first step, then answers each input line ``N`` with
-``{"times": [...]}`` for N steps.  The session uses ``--threads`` intra-op and ``--inter_op_threads``
-inter-op threads (0: TensorFlow's default), as ``scripts/benchmark.py``'s own settings.
+and CPU seconds: the original's time to first step, its peak RSS and the load average) after the first step,
+then answers each input line ``N`` with ``{"times": [...], "peak_rss": bytes}`` for N steps.  The session uses
+``--threads`` intra-op and ``--inter_op_threads`` inter-op threads (0: TensorFlow's default), as
+``scripts/benchmark.py``'s own settings.  ``--channels 1`` matches the benchmark's Moving MNIST frames.
+
+Checked: the original's graph has the same trainable parameter count as ours (17,527,479 for ``ours_savp`` at
+64x64x1); the ``replace_read_ops`` stand-in rewires every discriminator weight read of the generator's loss
+(32 of 32 for ``ours_savp``) to a read made after the discriminator's Adam step, as graph_editor did.
 """
 
 import argparse
@@ -31,6 +36,13 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def peak_rss():
+    """This process' peak resident set size so far, bytes (the kernel's ru_maxrss)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def main():
@@ -52,7 +64,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     # Our package shares the original's name: make sure it is not the one found.
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != REPO]
     sys.path.insert(0, os.path.join(REPO, "tests", "data", "savp"))
@@ -85,15 +97,17 @@ def main():
     sess = tf.Session(config=config)
     sess.run(tf.global_variables_initializer())
     sess.run(tf.local_variables_initializer())
-    build_seconds = time.perf_counter() - start
-    first = time.perf_counter()
+    build_seconds, build_cpu = time.perf_counter() - start, time.process_time() - start_cpu
+    first, first_cpu = time.perf_counter(), time.process_time()
     sess.run(fetches)  # warm-up (Grappler, allocations)
-    first_step_seconds = time.perf_counter() - first
+    first_step_seconds, first_step_cpu = time.perf_counter() - first, time.process_time() - first_cpu
     print(json.dumps({"ready": True, "params": num_params, "batch_size": batch_size,
                       "length": args.sequence_length, "variant": args.variant, "threads": args.threads,
                       "inter_op_threads": args.inter_op_threads, "build_seconds": round(build_seconds, 2),
                       "first_step_seconds": round(first_step_seconds, 2),
                       "time_to_first_step": round(build_seconds + first_step_seconds, 2),
+                      "build_cpu_seconds": round(build_cpu, 2), "first_step_cpu_seconds": round(first_step_cpu, 2),
+                      "peak_rss_after_first_step": peak_rss(), "loadavg": os.getloadavg(),
                       "tensorflow": tf.VERSION}), flush=True)
     for line in sys.stdin:
         times = []
@@ -101,7 +115,7 @@ def main():
             step_start = time.perf_counter()
             sess.run(fetches)
             times.append(time.perf_counter() - step_start)
-        print(json.dumps({"times": times}), flush=True)
+        print(json.dumps({"times": times, "peak_rss": peak_rss()}), flush=True)
 
 
 if __name__ == "__main__":

@@ -49,8 +49,8 @@ def write_original_checkpoint(directory, variables, hparams, seed, global_step):
     """The original's run directory: a TF1 name-based checkpoint plus its three JSON files."""
     os.makedirs(directory, exist_ok=True)
     with tf.Graph().as_default():
-        var_list = {name: tf.compat.v1.Variable(make_reference.original_weight(name, tuple(shape), seed),
-                                                name=f"v{i}") for i, (name, shape) in enumerate(sorted(variables.items()))}
+        var_list = {name: tf.compat.v1.Variable(make_reference.original_weight(name, tuple(shape), seed), name=f"v{i}")
+                    for i, (name, shape) in enumerate(sorted(variables.items()))}
         var_list["global_step"] = tf.compat.v1.Variable(np.int64(global_step), name="step")
         saver = tf.compat.v1.train.Saver(var_list=var_list)
         with tf.compat.v1.Session() as sess:
