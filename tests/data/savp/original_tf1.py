@@ -17,10 +17,12 @@ What the stand-in provides (each a documented TF1 API with the same semantics):
 * ``tf.contrib.training.HParams``: a minimal HParams (attributes, ``override_from_dict``, ``parse``,
   ``values``);
 * ``tf.contrib.rnn.BasicLSTMCell`` / ``GRUCell``: ``tf.compat.v1.nn.rnn_cell``'s;
-* ``tf.contrib.layers.layer_norm`` and ``tensorflow.contrib.{framework,layers}`` internals: tf-slim's;
+* ``tf.contrib.slim``, ``tf.contrib.layers.layer_norm`` and ``tensorflow.contrib.{framework,layers}`` internals:
+  tf-slim's (the sv2p/sna/dna modules, imported by ``models/__init__.py``, need slim);
 * ``tf.contrib.graph_editor``: absent; its only user, ``tf_utils.replace_read_ops`` (the generator loss
   reading the discriminator weights *after* the discriminator update), is replaced by
-  :func:`replace_read_ops`, which rewires the same read ops with ``Operation._update_input``;
+  :func:`replace_read_ops`, which rewires the same read ops with ``Operation._update_input`` (checked: all
+  32 discriminator weights of ``ours_savp`` get a read made under the discriminator's Adam step);
 * ``summary_op_util.skip_summary`` (gone from TF 2): ``False``, as TF1 off TPU;
 * ``lpips_tf``: a stand-in returning zeros (the LPIPS metric is only built into the summaries/eval graph,
   never run by a train step; the real one downloads a network);
