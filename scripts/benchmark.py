@@ -5,7 +5,9 @@
 Every model configuration runs in its own child process with the given thread
 settings; see video_prediction/benchmark/ for what each figure means.  With
 --reference_command the first variant is also timed interleaved with an external
-train-step timer (e.g. the original PyTorch code in a throwaway environment).
+train-step timer (e.g. the original PyTorch code in a throwaway environment); with
+--compare_rounds and a --compare_* flag it is timed interleaved against itself with
+one setting changed (e.g. --compare_model_hparams mixed_precision=bfloat16).
 """
 
 import sys
@@ -45,6 +47,11 @@ flags.DEFINE_float("min_cpu_share", None, "interleaved comparisons: a turn in wh
                    "medians (default 0.9 x --intra_op_threads; 0 keeps every turn)")
 flags.DEFINE_integer("max_turn_repeats", 3, "how often a turn that was not clean is run again")
 flags.DEFINE_integer("jit_rounds", 0, "interleaved rounds of jit vs no-jit train steps for the first variant")
+flags.DEFINE_integer("compare_rounds", 0, "interleaved rounds of the first variant as given (a) vs with the "
+                     "--compare_* changes (b)")
+flags.DEFINE_string("compare_model_hparams", None, "side b's --model_hparams (e.g. mixed_precision=bfloat16)")
+flags.DEFINE_integer("compare_inter_op_threads", None, "side b's --inter_op_threads")
+flags.DEFINE_integer("compare_intra_op_threads", None, "side b's --intra_op_threads")
 flags.DEFINE_integer("seed", 7, "seed")
 flags.DEFINE_string("output", "benchmark.json", "JSON report")
 
@@ -57,6 +64,11 @@ def main(argv):
         if value.lower() not in ("true", "false"):
             raise ValueError(f"--jit_compile takes true/false values, got {value!r}")
         jit_values.append(value.lower() == "true")
+    compare = {key: value for key, value in (("model_hparams", FLAGS.compare_model_hparams),
+                                             ("inter_op_threads", FLAGS.compare_inter_op_threads),
+                                             ("intra_op_threads", FLAGS.compare_intra_op_threads)) if value is not None}
+    if FLAGS.compare_rounds and not compare:
+        raise ValueError("--compare_rounds needs at least one --compare_* flag saying what side b changes")
     variants = benchmark.find_variants(FLAGS.models or benchmark.default_models(),
                                        FLAGS.hparams_dir or benchmark.DEFAULT_HPARAMS_DIR)
     input_dir = FLAGS.input_dir or benchmark.ensure_moving_mnist(FLAGS.data_dir, FLAGS.image_size)
@@ -71,7 +83,7 @@ def main(argv):
         reference_command=FLAGS.reference_command, reference_rounds=FLAGS.reference_rounds,
         reference_steps=FLAGS.reference_steps, measure=FLAGS.measure, jit_rounds=FLAGS.jit_rounds,
         output=FLAGS.output, command=" ".join(sys.argv), min_cpu_share=FLAGS.min_cpu_share,
-        max_turn_repeats=FLAGS.max_turn_repeats)
+        max_turn_repeats=FLAGS.max_turn_repeats, compare=compare, compare_rounds=FLAGS.compare_rounds)
     print(benchmark.format_report(payload))
     print(f"wrote {FLAGS.output}")
 

@@ -142,6 +142,21 @@ def test_reference_comparison_alternates_turns(tiny_setup):
     assert all("cpu_share" in turn for turn in result["turns"]) and result["reference"]["cpu_share"] < 0.5
 
 
+def test_settings_comparison_runs_both_sides_interleaved(tiny_setup, tmp_path):
+    variant, settings, _, _ = tiny_setup
+    payload = benchmark.run_benchmark([variant], settings, measure=False, evaluation=False, reference_steps=1,
+                                      compare={"model_hparams": "time_loop=while"}, compare_rounds=1,
+                                      min_cpu_share=0.0, output=str(tmp_path / "ab.json"), log=lambda *_: None)
+    ab = payload["comparison"]
+    assert [turn["who"] for turn in ab["turns"]] == ["a", "b"] and ab["sides"] == ["a", "b"]
+    assert ab["settings"]["a"]["model_hparams"] == "time_loop=python"
+    assert ab["settings"]["b"]["model_hparams"] == "time_loop=while" and ab["changed"] == {"model_hparams": "time_loop=while"}
+    assert ab["ratio"] == pytest.approx(ab["b"]["median"] / ab["a"]["median"])
+    assert all(ab["peak_rss"][side] > 0 and ab["first_step_cpu_seconds"][side] > 0 for side in "ab")
+    assert "ratio b/a" in benchmark.format_report(payload)
+    assert json.loads((tmp_path / "ab.json").read_text())["comparison"]["ratio"] == ab["ratio"]
+
+
 def test_interleave_alternates_who_starts():
     calls = []
     runners = [(name, lambda n, name=name: calls.append(name) or [0.01] * n) for name in ("a", "b")]

@@ -25,8 +25,8 @@ run, the JSON report and the printed table).  The names below are the public API
 """
 
 from video_prediction.benchmark.evaluation_throughput import EvaluationBench, measure_evaluation
-from video_prediction.benchmark.model_steps import (ModelBench, check_image_size, compare_jit, measure_variant,
-                                                    measure_worker, top_ops_from_trace)
+from video_prediction.benchmark.model_steps import (ModelBench, check_image_size, compare_jit, compare_settings,
+                                                    measure_variant, measure_worker, top_ops_from_trace)
 from video_prediction.benchmark.processes import (PeakRSS, Worker, configure_threads, interleave, kernel_peak_rss,
                                                  process_cpu_seconds, side_summary)
 from video_prediction.benchmark.reference import ReferenceProcess, compare_with_reference

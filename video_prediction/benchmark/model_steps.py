@@ -215,30 +215,46 @@ def measure_worker(worker, variant, settings, steps=10, max_seconds=120.0, gener
     return result
 
 
-def compare_jit(variant, settings, rounds=3, steps_per_round=2, log=print, min_cpu_share=None, max_repeats=3):
-    """Train-step times with and without ``jit_compile``, interleaved like :func:`compare_with_reference`.
+def compare_settings(variant, settings_a, settings_b, names=("a", "b"), rounds=3, steps_per_round=2, log=print,
+                     min_cpu_share=None, max_repeats=3):
+    """Train-step times of one variant under two settings, interleaved like :func:`compare_with_reference`.
 
-    Returns the turns, per-setting summaries, each setting's first step (tracing /
-    XLA compilation) and ``speedup`` = median without jit / median with jit, over clean turns
-    (``min_cpu_share`` as in :func:`~video_prediction.benchmark.reference.compare_with_reference`).
+    Both configurations live in their own child process at once and take turns
+    (alternating who starts), so both see the same machine.  Returns the turns,
+    per-side summaries over clean turns (``min_cpu_share`` as in
+    :func:`~video_prediction.benchmark.reference.compare_with_reference`), each side's time
+    to first step, loss after warm-up and peak RSS, and ``ratio`` = median of ``b`` / median of ``a``.
     """
     if min_cpu_share is None:
-        min_cpu_share = 0.9 * settings.intra_op_threads
+        min_cpu_share = 0.9 * settings_a.intra_op_threads
     builds = {}
     with contextlib.ExitStack() as stack:
-        for jit in (False, True):
-            label = f"{variant.label} (jit_compile={jit})"
-            log(f"jit comparison: building {label} ...")
-            builds[jit] = stack.enter_context(Worker(ModelBench, variant, dataclasses.replace(settings, jit_compile=jit),
-                                                     label=label))
-        turns = interleave([(name, steps_of(builds[jit]), builds[jit].process.pid)
-                            for name, jit in (("no_jit", False), ("jit", True))], rounds, steps_per_round, log,
-                           min_cpu_share=min_cpu_share, max_repeats=max_repeats)
-        infos = {jit: worker.call("get_info") for jit, worker in builds.items()}
-    summaries = {name: side_summary(turns, name) for name in ("no_jit", "jit")}
-    return dict(variant=dataclasses.asdict(variant), turns=turns, **summaries,
-                first_step_seconds={"no_jit": infos[False]["first_step_seconds"],
-                                    "jit": infos[True]["first_step_seconds"]},
-                losses_after_warmup={"no_jit": infos[False]["loss_after_warmup"],
-                                     "jit": infos[True]["loss_after_warmup"]},
-                speedup=summaries["no_jit"]["median"] / summaries["jit"]["median"])
+        for name, settings in zip(names, (settings_a, settings_b)):
+            label = f"{variant.label} ({name})"
+            log(f"comparison: building {label} ...")
+            builds[name] = stack.enter_context(Worker(ModelBench, variant, settings, label=label))
+        turns = interleave([(name, steps_of(builds[name]), builds[name].process.pid) for name in names], rounds,
+                           steps_per_round, log, min_cpu_share=min_cpu_share, max_repeats=max_repeats)
+        infos = {name: worker.call("get_info") for name, worker in builds.items()}
+        memory = {name: worker.call("memory_figures") for name, worker in builds.items()}
+    summaries = {name: side_summary(turns, name) for name in names}
+    return dict(variant=dataclasses.asdict(variant), sides=list(names), turns=turns, **summaries,
+                settings={name: dataclasses.asdict(s) for name, s in zip(names, (settings_a, settings_b))},
+                first_step_seconds={name: infos[name]["first_step_seconds"] for name in names},
+                first_step_cpu_seconds={name: infos[name]["first_step_cpu_seconds"] for name in names},
+                losses_after_warmup={name: infos[name]["loss_after_warmup"] for name in names},
+                peak_rss={name: memory[name]["peak_rss_sampled"] for name in names},
+                ratio=summaries[names[1]]["median"] / summaries[names[0]]["median"])
+
+
+def compare_jit(variant, settings, rounds=3, steps_per_round=2, log=print, min_cpu_share=None, max_repeats=3):
+    """:func:`compare_settings` of ``jit_compile`` off (``no_jit``) and on (``jit``), with ``speedup``.
+
+    ``speedup`` = median without jit / median with jit, over clean turns.
+    """
+    result = compare_settings(variant, dataclasses.replace(settings, jit_compile=False),
+                              dataclasses.replace(settings, jit_compile=True), names=("no_jit", "jit"),
+                              rounds=rounds, steps_per_round=steps_per_round, log=log, min_cpu_share=min_cpu_share,
+                              max_repeats=max_repeats)
+    result["speedup"] = 1.0 / result["ratio"]
+    return result

@@ -9,7 +9,7 @@ import subprocess
 import time
 
 from video_prediction.benchmark.evaluation_throughput import measure_evaluation
-from video_prediction.benchmark.model_steps import compare_jit, measure_variant
+from video_prediction.benchmark.model_steps import compare_jit, compare_settings, measure_variant
 from video_prediction.benchmark.reference import compare_with_reference
 from video_prediction.benchmark.variants import REPO_DIR, BenchmarkError
 
@@ -115,8 +115,13 @@ def format_evaluation(evaluation):
 def run_benchmark(variants, settings, jit_values=(False, True), steps=10, max_seconds=120.0, generate_calls=5,
                   profile_steps=0, evaluation=True, reference_command=None, reference_rounds=3, reference_steps=3,
                   measure=True, jit_rounds=0, output=None, command=None, log=print, min_cpu_share=None,
-                  max_turn_repeats=3):
+                  max_turn_repeats=3, compare=None, compare_rounds=0):
     """Measure every variant for every ``jit_values`` entry (plus evaluation and the reference comparison).
+
+    ``compare`` (a dict of :class:`~video_prediction.benchmark.variants.Settings` fields, e.g.
+    ``{"model_hparams": "mixed_precision=bfloat16"}``) with ``compare_rounds`` > 0 also times the first
+    variant under ``settings`` (side ``a``) and under ``settings`` with those fields replaced (side ``b``),
+    interleaved (:func:`~video_prediction.benchmark.model_steps.compare_settings`).
 
     Returns the report dict; with ``output`` it is also written (and rewritten
     after every configuration, so a long run leaves partial results).  The interleaved comparisons
@@ -140,6 +145,13 @@ def run_benchmark(variants, settings, jit_values=(False, True), steps=10, max_se
         payload["jit_comparison"] = compare_jit(variants[0], settings, rounds=jit_rounds,
                                                 steps_per_round=reference_steps, log=log, min_cpu_share=min_cpu_share,
                                                 max_repeats=max_turn_repeats)
+        if output:
+            write_report(output, payload)
+    if compare and compare_rounds:
+        payload["comparison"] = compare_settings(
+            variants[0], settings, dataclasses.replace(settings, **compare), rounds=compare_rounds,
+            steps_per_round=reference_steps, log=log, min_cpu_share=min_cpu_share, max_repeats=max_turn_repeats)
+        payload["comparison"]["changed"] = dict(compare)
         if output:
             write_report(output, payload)
     if evaluation:
@@ -169,6 +181,14 @@ def format_report(payload):
                      f"{jit['jit']['median']:.3f} s/step with, speedup {jit['speedup']:.2f}x "
                      f"(first step {jit['first_step_seconds']['no_jit']:.0f} s / {jit['first_step_seconds']['jit']:.0f} s)"
                      + _clean_turns_note(jit, ("no_jit", "jit")))
+    if "comparison" in payload:
+        ab = payload["comparison"]
+        changed = ", ".join(f"{key}={value}" for key, value in ab["changed"].items())
+        parts.append(f"comparison (interleaved): a {ab['a']['median']:.3f} s/step, b ({changed}) "
+                     f"{ab['b']['median']:.3f} s/step, ratio b/a {ab['ratio']:.2f}; first step "
+                     f"{ab['first_step_seconds']['a']:.0f} s / {ab['first_step_seconds']['b']:.0f} s; peak RSS "
+                     f"{ab['peak_rss']['a'] / 2**30:.2f} / {ab['peak_rss']['b'] / 2**30:.2f} GiB"
+                     + _clean_turns_note(ab, ("a", "b")))
     if "reference" in payload:
         ref = payload["reference"]
         parts.append(f"reference: ours {ref['ours']['median']:.3f} s/step, reference "
