@@ -215,3 +215,27 @@ def test_generator_and_discriminator_options_train(overrides):
         assert model.discriminators["video_sn"] is model.discriminators_enc["video_sn"]
     assert model(batch)["gen_images"].shape == (2, 4, 32, 32, 1)
 
+
+
+@pytest.mark.parametrize("overrides, unrolls", [
+    (dict(nz=8, kl_weight=0.001), 1),  # ours_vae_*: losses on the posterior path only
+    (dict(nz=8, kl_weight=0.001, video_sn_vae_gan_weight=0.1), 1),  # VAE-GAN only: D sees posterior frames
+    (dict(nz=8, kl_weight=0.001, video_sn_gan_weight=0.1, video_sn_vae_gan_weight=0.1), 2),  # ours_savp
+    (dict(nz=8, use_encoder=False, video_sn_gan_weight=0.1), 1),  # ours_gan without encoder: the prior path
+])
+def test_train_step_runs_the_prior_path_only_when_a_loss_uses_it(overrides, unrolls, monkeypatch):
+    # As the original's TF1 train step, which never evaluated the prior path of ours_vae_l1 (issue 18).
+    model = SAVPVideoPredictionModel(hparams=dict(TINY, l1_weight=1.0, **overrides))
+    batch = tiny_batch()
+    model.build_from_batch(batch)
+    model.make_optimizers()
+    model.build_optimizers()
+    calls = []
+    unroll = model._unroll
+    monkeypatch.setattr(model, "_unroll", lambda *args: calls.append(args[1] is None) or unroll(*args))
+    logs = model.train_step(batch)  # eager
+    assert len(calls) == unrolls
+    assert set(logs) == set(model.loss_names())
+    assert all(np.isfinite(float(v)) for v in logs.values())
+    calls.clear()
+    assert "gen_images" in model(batch, training=False) and len(calls) == 1 + model.has_posterior  # inference: both

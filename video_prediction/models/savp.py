@@ -779,8 +779,10 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
         return outputs
 
 
-    def _forward(self, batch, training=False, posterior_path=True, mean_latents=False):
-        """Both generator passes (posterior, prior); ``posterior_path=False`` skips the first (generation).
+    def _forward(self, batch, training=False, posterior_path=True, mean_latents=False, prior_path=True):
+        """Both generator passes (posterior, prior); ``posterior_path=False`` skips the first (generation),
+        ``prior_path=False`` the second (a train step whose losses use only the posterior path; the prior
+        noise is still drawn, so the random stream does not depend on it).
 
         ``mean_latents`` replaces every latent sample by its distribution's mean (inference only)."""
         hp = self.hparams
@@ -814,7 +816,8 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
             if zs_posterior is not None and posterior_path:
                 enc = self._unroll(time_major, zs_posterior, training)
                 outputs.update({f"{key}_enc": value for key, value in enc.items()})
-            outputs.update(self._unroll(time_major, zs_prior, training))
+            if prior_path or zs_posterior is None:
+                outputs.update(self._unroll(time_major, zs_prior, training))
         return {key: (value if len(value.shape) < 2 else swap_batch_time(value)) for key, value in outputs.items()}
 
     def build(self, input_shape):
@@ -852,7 +855,7 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
         """
         real = batch["images"][:, 1:]
         results = {}
-        paths = [("gan", self.discriminators, outputs["gen_images"])]
+        paths = [("gan", self.discriminators, outputs["gen_images"])] if self.discriminators else []
         if self.discriminators_enc:
             paths.append(("vae_gan", self.discriminators_enc, outputs["gen_images_enc"]))
         clip_length = self.hparams.clip_length
@@ -954,7 +957,10 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
         report = {}
         g_tape = tf.GradientTape()
         with g_tape:
-            outputs = self._forward(batch, training=True, posterior_path=True)
+            # The prior path only feeds the prior-path GAN (or is the only path): the original's TF1 graph never
+            # ran it in a train step otherwise (e.g. ours_vae_l1; ~20% of the step's CPU time at T=5).
+            prior_path = bool(self.discriminators) or not self.has_posterior
+            outputs = self._forward(batch, training=True, posterior_path=True, prior_path=prior_path)
             g_losses = self.generator_losses(batch, outputs)
         if self.has_gan:
             d_variables = self.discriminator_variables()
