@@ -77,10 +77,35 @@ CASES = {
 }
 
 
-def make_model(family, precision, weights=None):
+STAGE1 = dict(context_frames=2, sequence_length=4, ch=8, ch_mult=[1, 2, 2], num_res_blocks=1, attn_resolutions=[],
+              resolution=16, z_channels=8, embed_dim=4, n_embed=16, num_groups=4, batch_size=4,
+              grad_updates_per_step=1, perceptual_weight_2d=0.0, input_mean=[0.5], input_std=[0.25])
+CASES["vqvae_transformer"] = ("vqvae_transformer", dict(context_frames=2, sequence_length=4, d_model=16, num_layers=2,
+                                                        num_heads=2, dropout=0.0, batch_size=2),
+                              lambda seed: _moving_square(2, 4, 16, 1, seed))
+
+
+@pytest.fixture(scope="module")
+def first_stage_dir(tmp_path_factory):
+    """A tiny float32 vqvae run directory (the frozen first stage of vqvae_transformer)."""
+    from video_prediction.conversion.bookkeeping import write_run_directory
+
+    directory = tmp_path_factory.mktemp("stage1")
+    model = get_model_class("vqvae")(hparams=STAGE1)
+    model.build_from_batch({"images": tf.zeros([1, 4, 16, 16, 1])})
+    model.quantize.embedding.assign(tf.random.stateless_normal([16, 4], seed=[0, 1]) * 0.5)
+    write_run_directory(str(directory), model, dict(dataset="moving_mnist", model="vqvae", image_shape=[16, 16, 1]),
+                        dict(context_frames=2, sequence_length=4))
+    return str(directory)
+
+
+def make_model(family, precision, weights=None, first_stage=None):
     name, hparams, batch_fn = CASES[family]
+    hparams = dict(hparams, mixed_precision=precision)
+    if family == "vqvae_transformer":
+        hparams["first_stage_checkpoint"] = first_stage
     keras.utils.set_random_seed(0)
-    model = get_model_class(name)(hparams=dict(hparams, mixed_precision=precision))
+    model = get_model_class(name)(hparams=hparams)
     batch = batch_fn(0)
     model.build_from_batch(batch)
     model.make_optimizers()
@@ -99,11 +124,24 @@ def one_step(model, batch):
 
 if __name__ == "__main__":
     import sys
+    import tempfile
     import time
+    from video_prediction.conversion.bookkeeping import write_run_directory
+    stage1 = tempfile.mkdtemp()
+    m = get_model_class("vqvae")(hparams=STAGE1)
+    m.build_from_batch({"images": tf.zeros([1, 4, 16, 16, 1])})
+    write_run_directory(stage1, m, dict(dataset="moving_mnist", model="vqvae", image_shape=[16, 16, 1]),
+                        dict(context_frames=2, sequence_length=4))
     for family in sys.argv[1:] or CASES:
         start = time.time()
-        reference, batch = make_model(family, "float32")
+        reference, batch = make_model(family, "float32", first_stage=stage1)
         weights = reference.get_weights()
-        mixed, _ = make_model(family, "bfloat16", weights)
+        mixed, _ = make_model(family, "bfloat16", weights, first_stage=stage1)
         a, b = one_step(reference, batch), one_step(mixed, batch)
-        print(family, time.time() - start, {k: (a[k], b[k]) for k in a})
+        reference.set_weights(weights)
+        c = one_step(reference, CASES[family][2](1))
+        t1 = time.time()
+        half, _ = make_model(family, "float16", weights, first_stage=stage1)
+        d = one_step(half, batch)
+        print(family, round(t1 - start, 1), round(time.time() - t1, 1), "loss f32 %.6g bf16 %.6g other %.6g f16 %.6g" % (a["loss"], b["loss"], c["loss"], d["loss"]),
+              "maxrel", max(abs(a[k] - b[k]) / max(abs(a[k]), 1e-3) for k in a))

@@ -352,7 +352,7 @@ class VideoPredictionModel(BaseVideoPredictionModel):
 
     def make_optimizers(self, jit_compile=False):
         """Compile with the model's optimizer(s); call inside ``strategy.scope()``."""
-        self.compile(optimizer=self.make_optimizer(), jit_compile=jit_compile)
+        self.compile(optimizer=self.wrap_optimizer(self.make_optimizer()), jit_compile=jit_compile)
 
     def optimizers_by_name(self):
         """Every optimizer, by name, for checkpointing."""
@@ -396,7 +396,7 @@ class VideoPredictionModel(BaseVideoPredictionModel):
             losses = self.generator_losses(batch, outputs)
             loss = tf.add_n(list(losses.values()))
             # Per-replica mean reduced by hand: scale to the global-batch mean (DESIGN.md).
-            scaled_loss = loss / num_replicas()
+            scaled_loss = self.optimizer.scale_loss(loss / num_replicas())  # float16: the dynamic loss scale
         variables = self.trainable_variables
         gradients = tape.gradient(scaled_loss, variables)
         self.optimizer.apply(gradients, variables)

@@ -575,6 +575,7 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
             losses = self.generator_losses(batch, outputs)
             loss = tf.add_n(list(losses.values()))
             scaled_loss = loss / num_replicas()  # per-replica means reduced by hand (DESIGN.md)
+            scaled_loss = self.optimizer.scale_loss(scaled_loss)  # float16: times the dynamic loss scale
         variables = self.trainable_variables
         gradients = tape.gradient(scaled_loss, variables)
         self.optimizer.apply(gradients, variables)

@@ -110,3 +110,14 @@ def wrap_optimizer(optimizer, precision):
 def inner_optimizer(optimizer):
     """The optimizer a ``LossScaleOptimizer`` wraps (``optimizer`` itself otherwise)."""
     return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+def gradient_scale(optimizer):
+    """The factor by which ``optimizer.scale_loss`` multiplied the loss (the current dynamic loss scale of a
+    ``LossScaleOptimizer``, else 1): a train step that clips gradients before ``apply`` clips to
+    ``clip_norm * gradient_scale`` so that the unscaled gradient is clipped to ``clip_norm``."""
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        if not optimizer.built:
+            raise ValueError("build the LossScaleOptimizer (model.build_optimizers()) before the train step")
+        return tf.cast(tf.convert_to_tensor(optimizer.dynamic_scale), tf.float32)
+    return tf.constant(1.0)

@@ -952,9 +952,9 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
 
     def make_optimizers(self, jit_compile=False):
         """Generator Adam via ``compile``; a second Adam for the discriminators when any GAN weight is set."""
-        self.compile(optimizer=self.make_optimizer(), jit_compile=jit_compile)
+        self.compile(optimizer=self.wrap_optimizer(self.make_optimizer()), jit_compile=jit_compile)
         if self.has_gan:
-            self.discriminator_optimizer = self.make_optimizer()
+            self.discriminator_optimizer = self.wrap_optimizer(self.make_optimizer())
 
     def optimizers_by_name(self):
         optimizers = {"optimizer": self.optimizer}
@@ -985,7 +985,8 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
                     discrim = self._discriminate(batch, outputs, training=True)
                     d_losses = self.discriminator_losses(discrim)
                     d_loss = tf.add_n(list(d_losses.values()))
-                    scaled_d_loss = d_loss / replicas  # per-replica mean -> global-batch mean (DESIGN.md)
+                    # per-replica mean -> global-batch mean (DESIGN.md); float16: times the loss scale
+                    scaled_d_loss = self.discriminator_optimizer.scale_loss(d_loss / replicas)
                     g_losses.update(self.adversarial_generator_losses(discrim))
             else:
                 # Outside the generator's tape: the D step needs no generator gradients.
@@ -995,7 +996,7 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
                     discrim = self._discriminate(batch, fake, training=True)
                     d_losses = self.discriminator_losses(discrim)
                     d_loss = tf.add_n(list(d_losses.values()))
-                    scaled_d_loss = d_loss / replicas
+                    scaled_d_loss = self.discriminator_optimizer.scale_loss(d_loss / replicas)
             d_gradients = d_tape.gradient(scaled_d_loss, d_variables)
             self.discriminator_optimizer.apply(d_gradients, d_variables)
             if not hp.joint_gan_optimization:
@@ -1005,7 +1006,7 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
             report.update(d_losses, d_loss=d_loss)
         with g_tape:
             g_loss = tf.add_n(list(g_losses.values()))
-            scaled_g_loss = g_loss / replicas
+            scaled_g_loss = self.optimizer.scale_loss(g_loss / replicas)
         g_variables = self.generator_variables()
         g_gradients = g_tape.gradient(scaled_g_loss, g_variables)
         self.optimizer.apply(g_gradients, g_variables)

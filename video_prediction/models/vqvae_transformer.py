@@ -247,6 +247,7 @@ class VQVAETransformerVideoPredictionModel(LatentModeMixin, VideoPredictionModel
             logits, tokens = self.token_logits(batch, training=True)
             loss = self.token_loss(logits, tokens)
             scaled = loss / num_replicas()  # hand-reduced mean -> global-batch mean (DESIGN.md)
+            scaled = self.optimizer.scale_loss(scaled)  # float16: times the dynamic loss scale
         variables = self.trainable_variables
         self.optimizer.apply(tape.gradient(scaled, variables), variables)
         self.global_step.assign_add(1)
