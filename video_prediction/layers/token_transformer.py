@@ -139,7 +139,7 @@ def sample_logits(logits, temperature=1.0, top_k=0, seed=None):
     """
     if temperature <= 0:
         return tf.argmax(logits, axis=-1, output_type=tf.int32)
-    logits = logits / temperature
+    logits = tf.cast(logits, tf.float32) / temperature  # the sampling softmax in float32 (mixed precision)
     if top_k and top_k < logits.shape[-1]:
         threshold = tf.math.top_k(logits, k=top_k).values[:, -1:]
         logits = tf.where(logits < threshold, tf.constant(-1e9, logits.dtype), logits)

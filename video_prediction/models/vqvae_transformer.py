@@ -199,7 +199,9 @@ class VQVAETransformerVideoPredictionModel(LatentModeMixin, VideoPredictionModel
         self._check_length(images.shape[1])
         tokens = self.encode_tokens(images)
         x = self.embed(tokens[:, :-1], 0, batch, history=tokens)
-        return self.transformer(x, training=training), tokens
+        # float32 logits whatever the compute dtype (mixed precision): the cross-entropy's log-softmax over the
+        # codebook in float32.
+        return tf.cast(self.transformer(x, training=training), tf.float32), tokens
 
     def call(self, batch, training=False):
         logits, tokens = self.token_logits(batch, training=training)
