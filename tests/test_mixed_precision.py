@@ -244,3 +244,26 @@ def test_mixed_float16_is_a_deprecated_alias():
         get_model_class("vqvae")(hparams=dict(CASES["vqvae"][1], mixed_float16=True, mixed_precision="bfloat16"))
     assert get_model_class("vqvae")(hparams=CASES["vqvae"][1]).precision == "float32"
     assert vp_precision.wrap_optimizer(keras.optimizers.Adam(), "bfloat16").__class__ is keras.optimizers.Adam
+
+
+def test_hierarchical_pose_passes_its_precision_to_the_runs_it_chains(tmp_path):
+    from video_prediction.conversion.bookkeeping import write_run_directory
+
+    batch = _poses(0, 6)
+    common = dict(context_frames=3, sequence_length=6, batch_size=2)
+    runs = {"pose_lstm": dict(common, lstm_units=8, num_landmarks=3),
+            "pose_analogy": dict(common, gf_dim=4, df_dim=4, alpha=0.0, beta=0.0, num_joints=3)}
+    for name, hparams in runs.items():
+        model = get_model_class(name)(hparams=hparams)
+        model.build_from_batch(batch)
+        write_run_directory(str(tmp_path / name), model, dict(dataset="moving_mnist_pose", input_dir=None,
+                                                              image_shape=[16, 16, 3], model=name), {})
+    outputs = {}
+    for precision in ("float32", "bfloat16"):
+        model = get_model_class("hierarchical_pose")(hparams=dict(
+            context_frames=3, sequence_length=6, pose_checkpoint=str(tmp_path / "pose_lstm"),
+            image_checkpoint=str(tmp_path / "pose_analogy"), heatmap_sigma=2.0, mixed_precision=precision))
+        assert model.pose_model.precision == model.image_model.precision == precision
+        outputs[precision] = model(batch)["gen_images"]
+    assert outputs["bfloat16"].dtype == tf.float32
+    np.testing.assert_allclose(outputs["bfloat16"].numpy(), outputs["float32"].numpy(), atol=2e-2)
