@@ -113,7 +113,7 @@ class BasicConv2DLSTMCell(_ConvRNNCellBase):
         return new_h, (new_c, new_h)
 
     def zero_state(self, batch_size, height, width):
-        zeros = tf.zeros([batch_size, height, width, self.filters])
+        zeros = tf.zeros([batch_size, height, width, self.filters], self.compute_dtype)
         return (zeros, zeros)
 
 
@@ -165,7 +165,7 @@ class Conv2DGRUCell(_ConvRNNCellBase):
         return new_h, new_h
 
     def zero_state(self, batch_size, height, width):
-        return tf.zeros([batch_size, height, width, self.filters])
+        return tf.zeros([batch_size, height, width, self.filters], self.compute_dtype)
 
 
 CONV_RNNS = ("lstm", "gru")
@@ -203,7 +203,7 @@ class BasicLSTMCell(keras.layers.Layer):
         return new_h, (new_c, new_h)
 
     def zero_state(self, batch_size):
-        zeros = tf.zeros([batch_size, self.units])
+        zeros = tf.zeros([batch_size, self.units], self.compute_dtype)
         return (zeros, zeros)
 
     def get_config(self):
@@ -239,7 +239,7 @@ class BasicGRUCell(keras.layers.Layer):
         return new_h, new_h
 
     def zero_state(self, batch_size):
-        return tf.zeros([batch_size, self.units])
+        return tf.zeros([batch_size, self.units], self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()

@@ -46,8 +46,12 @@ class MSPredBatchNorm(keras.layers.BatchNormalization):
         if self.batch_stats:
             # Moments computed here rather than via training=True so that no moving
             # statistics are updated (there are none in the original).
-            mean, variance = tf.nn.moments(inputs, axes=[0, 1, 2], keepdims=False)
-            return tf.nn.batch_normalization(inputs, mean, variance, self.beta, self.gamma, self.epsilon)
+            # In float32 under mixed precision (issue 18; Keras' own BatchNormalization does the same): bfloat16
+            # sums over B x H x W values keep 8 significant bits.
+            x = tf.cast(inputs, tf.float32)
+            mean, variance = tf.nn.moments(x, axes=[0, 1, 2], keepdims=False)
+            outputs = tf.nn.batch_normalization(x, mean, variance, self.beta, self.gamma, self.epsilon)
+            return tf.cast(outputs, self.compute_dtype)
         return super().call(inputs, training=training)
 
 
@@ -239,7 +243,7 @@ class ConvLSTMStack(keras.layers.Layer):
         self.cells = register(self, "cell", [ConvLSTMCell(hidden_dim, name=f"cell_{i}") for i in range(num_layers)])
 
     def zero_state(self, batch_size, height, width):
-        zeros = tf.zeros([batch_size, height, width, self.hidden_dim])
+        zeros = tf.zeros([batch_size, height, width, self.hidden_dim], self.compute_dtype)
         return [(zeros, zeros) for _ in self.cells]
 
     def run_cells(self, x, states):
@@ -285,7 +289,8 @@ class GaussianConvLSTM(ConvLSTMStack):
     def call(self, x, states):
         h, states = self.run_cells(x, states)
         mu, logvar = tf.split(self.mu_var(h), 2, axis=-1)  # first half mu, as torch.chunk
-        return mu, logvar, states
+        # The Gaussian's parameters in float32 (mixed precision): sampled with exp(logvar / 2), KL with exp(logvar).
+        return tf.cast(mu, tf.float32), tf.cast(logvar, tf.float32), states
 
     def torch_layers(self, prefix):
         names = super().torch_layers(prefix)

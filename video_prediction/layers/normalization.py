@@ -31,23 +31,29 @@ class _ChannelAffineNormalization(keras.layers.Layer):
         channels = input_shape[-1]
         if channels is None:
             raise ValueError(f"{type(self).__name__} needs a known channel dimension, got shape {input_shape}")
-        self.gamma = self.add_weight(name="gamma", shape=(channels,), initializer="ones") if self.scale else None
+        # autocast=False: gamma/beta are applied in float32 with the statistics (call).
+        self.gamma = (self.add_weight(name="gamma", shape=(channels,), initializer="ones", autocast=False)
+                      if self.scale else None)
         self.beta = None
         if self.center:
-            self.beta = self.add_weight(name="beta", shape=(channels,), initializer=self.beta_initializer)
+            self.beta = self.add_weight(name="beta", shape=(channels,), initializer=self.beta_initializer,
+                                        autocast=False)
 
     def _moment_axes(self, rank):
         raise NotImplementedError
 
     def call(self, inputs):
         axes = self._moment_axes(len(inputs.shape))
-        mean, variance = tf.nn.moments(inputs, axes=axes, keepdims=True)
-        outputs = (inputs - mean) * tf.math.rsqrt(variance + self.epsilon)
+        # Statistics in float32 under mixed precision (issue 18): a bfloat16 sum over a 64x64 map keeps 8
+        # significant bits, and variance + 1e-12 (layer norm's epsilon) is 0 in float16.
+        x = tf.cast(inputs, tf.float32)
+        mean, variance = tf.nn.moments(x, axes=axes, keepdims=True)
+        outputs = (x - mean) * tf.math.rsqrt(variance + self.epsilon)
         if self.gamma is not None:
             outputs = outputs * self.gamma
         if self.beta is not None:
             outputs = outputs + self.beta
-        return outputs
+        return tf.cast(outputs, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape

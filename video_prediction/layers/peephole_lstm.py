@@ -46,8 +46,8 @@ class PeepholeLSTMCell(keras.layers.Layer):
         self.w_o_diag = self.add_weight(name="W_O_diag", shape=(self.units,), initializer=init)
         self.projection = self.add_weight(name="W_P", shape=(self.units, self.num_proj), initializer=init)
 
-    def zero_state(self, batch_size, dtype=tf.float32):
-        return tf.zeros(tf.stack([batch_size, self.state_size]), dtype)
+    def zero_state(self, batch_size, dtype=None):
+        return tf.zeros(tf.stack([batch_size, self.state_size]), dtype or self.compute_dtype)
 
     def call(self, inputs, state):
         c_prev, m_prev = state[:, : self.units], state[:, self.units :]
@@ -118,7 +118,9 @@ class ResidualPeepholeLSTMStack(keras.layers.Layer):
         if not self.built:
             self.build(pre.shape)
         if back_connection is None:
-            back_connection = tf.tile(self.back_connect_init[None], tf.stack([tf.shape(pre)[0], 1]))
+            # step() is no Keras __call__: the float32 variable is cast to the compute dtype here.
+            back_connection = tf.tile(tf.cast(self.back_connect_init, self.compute_dtype)[None],
+                                      tf.stack([tf.shape(pre)[0], 1]))
         states = list(states)
         h, states[0] = self.cells[0](tf.concat([pre, back_connection], axis=1), states[0])
         h = self.norms[0](h)

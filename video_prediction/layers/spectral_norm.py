@@ -39,18 +39,23 @@ class _SpectralNormBase(keras.layers.Layer):
         raise NotImplementedError
 
     def build(self, input_shape):
+        # autocast=False: the power iteration reads the float32 kernel (normalized_kernel).
         self.kernel = self.add_weight(name="kernel", shape=self._kernel_shape(input_shape),
-                                      initializer=kernel_initializer())
+                                      initializer=kernel_initializer(), autocast=False)
         # Every replica computes the same u' from the same W and u, so keeping
         # the first replica's value is exact.
         self.u = self.add_weight(
             name="u", shape=(1, self.units), initializer=keras.initializers.TruncatedNormal(stddev=1.0),
-            trainable=False, aggregation="only_first_replica",
+            trainable=False, aggregation="only_first_replica", autocast=False,
         )
         self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros") if self.use_bias else None
 
     def normalized_kernel(self, training=False):
-        """``W / sigma`` after one power iteration; assigns u' to ``u`` when ``training``."""
+        """``W / sigma`` after one power iteration; assigns u' to ``u`` when ``training``.
+
+        The iteration runs in float32 whatever the compute dtype (issue 18): u and v are unit vectors
+        of thousands of entries whose norms bfloat16's 8-bit mantissa would round; only W / sigma is cast to
+        the compute dtype for the convolution."""
         kernel = tf.convert_to_tensor(self.kernel)
         w = tf.reshape(kernel, [-1, self.units])
         v = _l2_normalize(tf.matmul(tf.convert_to_tensor(self.u), w, transpose_b=True))
@@ -58,7 +63,7 @@ class _SpectralNormBase(keras.layers.Layer):
         sigma = tf.squeeze(tf.matmul(tf.matmul(v, w), u, transpose_b=True))
         if training:
             self.u.assign(u)
-        return kernel / sigma
+        return tf.cast(kernel / sigma, self.compute_dtype)
 
     def _add_bias(self, outputs):
         return tf.nn.bias_add(outputs, self.bias) if self.bias is not None else outputs

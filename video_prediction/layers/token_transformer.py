@@ -18,6 +18,27 @@ import keras
 import tensorflow as tf
 
 
+class Float32SoftmaxAttention(keras.layers.MultiHeadAttention):
+    """Keras' ``MultiHeadAttention`` whose (masked) softmax runs in float32 under a mixed policy (issue 18):
+    Keras computes it in the compute dtype, where bfloat16 keeps 8 significant bits of probabilities that
+    must sum to 1 over hundreds of positions.  Masked positions get -1e9 before the softmax, as Keras'
+    ``Softmax`` layer does.  In float32 it is the parent's."""
+
+    def _masked_softmax(self, attention_scores, attention_mask=None):
+        if self.compute_dtype == "float32":
+            return super()._masked_softmax(attention_scores, attention_mask)
+        scores = tf.cast(attention_scores, tf.float32)
+        if attention_mask is not None:
+            # Keras' expansion of the mask over the head axis (MultiHeadAttention._masked_softmax).
+            expansion_axis = -len(self._attention_axes) * 2 - 1
+            for _ in range(len(scores.shape) - len(attention_mask.shape)):
+                attention_mask = tf.expand_dims(attention_mask, axis=expansion_axis)
+            scores = scores + (1.0 - tf.cast(attention_mask, tf.float32)) * -1e9
+        probabilities = tf.exp(scores - tf.reduce_max(scores, axis=self._softmax.axis, keepdims=True))
+        probabilities /= tf.reduce_sum(probabilities, axis=self._softmax.axis, keepdims=True)
+        return tf.cast(probabilities, self.compute_dtype)
+
+
 class TransformerBlock(keras.layers.Layer):
     """One pre-LN block: causal multi-head self-attention and an MLP, each residual."""
 
@@ -28,7 +49,7 @@ class TransformerBlock(keras.layers.Layer):
         self.d_model, self.num_heads = d_model, num_heads
         self.key_dim = d_model // num_heads
         self.ln1 = keras.layers.LayerNormalization(epsilon=1e-5, name="ln1")
-        self.attn = keras.layers.MultiHeadAttention(num_heads, self.key_dim, dropout=dropout, name="attn")
+        self.attn = Float32SoftmaxAttention(num_heads, self.key_dim, dropout=dropout, name="attn")
         self.ln2 = keras.layers.LayerNormalization(epsilon=1e-5, name="ln2")
         self.mlp_in = keras.layers.Dense(mlp_ratio * d_model, activation="gelu", name="mlp_in")
         self.mlp_out = keras.layers.Dense(d_model, name="mlp_out")
@@ -58,7 +79,8 @@ class TransformerBlock(keras.layers.Layer):
         scores = tf.einsum("bqhd,bkhd->bhqk", query, keys)
         visible = tf.range(length) <= position
         scores = tf.where(visible[None, None, None, :], scores, tf.constant(-1e9, scores.dtype))
-        weights = tf.nn.softmax(scores, axis=-1)
+        # float32 softmax (mixed precision), as Float32SoftmaxAttention in call.
+        weights = tf.cast(tf.nn.softmax(tf.cast(scores, tf.float32), axis=-1), values.dtype)
         attended = self.attn.output_dense(tf.einsum("bhqk,bkhd->bqhd", weights, values))
         x = x + attended
         x = x + self.mlp_out(self.mlp_in(self.ln2(x)))
@@ -117,7 +139,7 @@ def sample_logits(logits, temperature=1.0, top_k=0, seed=None):
     """
     if temperature <= 0:
         return tf.argmax(logits, axis=-1, output_type=tf.int32)
-    logits = logits / temperature
+    logits = tf.cast(logits, tf.float32) / temperature  # the sampling softmax in float32 (mixed precision)
     if top_k and top_k < logits.shape[-1]:
         threshold = tf.math.top_k(logits, k=top_k).values[:, -1:]
         logits = tf.where(logits < threshold, tf.constant(-1e9, logits.dtype), logits)

@@ -117,7 +117,8 @@ class AttnBlock(_TorchNamed):
         flat = [shape[0], shape[1] * shape[2], self.channels]
         q, k, v = (tf.reshape(layer(h), flat) for layer in (self.q, self.k, self.v))
         weights = tf.matmul(q, k, transpose_b=True) * tf.cast(self.channels ** -0.5, q.dtype)
-        weights = tf.nn.softmax(weights, axis=-1)  # over the key positions
+        # over the key positions; in float32 (mixed precision): probabilities over H*W positions
+        weights = tf.cast(tf.nn.softmax(tf.cast(weights, tf.float32), axis=-1), q.dtype)
         h = tf.reshape(tf.matmul(weights, v), tf.concat([shape[:3], [self.channels]], 0))
         return x + self.proj_out(h)
 

@@ -12,17 +12,56 @@ machinery (Adam with the original's lr schedule, L1/L2 reconstruction losses,
 one optimizer; GAN families override ``make_optimizers`` and ``train_step``).
 """
 
+import functools
+
 import keras
 import tensorflow as tf
+from keras.src.backend.common import global_state
 
 from video_prediction import losses as vp_losses
 from video_prediction.hparams import ClipLengthsMixin, resolve_hparams
+from video_prediction.models import precision as vp_precision
 from video_prediction.training.schedules import SAVPLearningRate, kl_weight_schedule
 
 
 def num_replicas():
     """Number of replicas of the current distribution strategy (1 outside any)."""
     return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def _init_in_model_precision(init):
+    """A subclass's ``__init__`` that restores the global dtype policy once the outermost one returns (the
+    base ``__init__`` sets it to the model's as soon as the hparams are known)."""
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        if self.__dict__.get("_vp_in_init"):
+            return init(self, *args, **kwargs)
+        object.__setattr__(self, "_vp_in_init", True)
+        previous = global_state.get_global_attribute("dtype_policy", None)
+        try:
+            return init(self, *args, **kwargs)
+        finally:
+            global_state.set_global_attribute("dtype_policy", previous)
+            object.__setattr__(self, "_vp_in_init", False)
+
+    # Keras' Operation.__new__ reads the argspec of __init__ without following __wrapped__ and its signature
+    # with it; both must see the wrapper's (*args, **kwargs).
+    del wrapper.__wrapped__
+    return wrapper
+
+
+def _call_in_model_precision(call):
+    """A subclass's ``call`` under the model's dtype policy, its floating outputs cast to float32 (the
+    losses, metrics and the public ``gen_images`` are float32 whatever the compute dtype)."""
+    call = vp_precision.in_model_precision(call)
+
+    @functools.wraps(call)
+    def wrapper(self, *args, **kwargs):
+        outputs = call(self, *args, **kwargs)
+        return outputs if self.precision == "float32" else vp_precision.to_float32(outputs)
+
+    return wrapper
 
 
 class BaseVideoPredictionModel(ClipLengthsMixin, keras.Model):
@@ -37,11 +76,33 @@ class BaseVideoPredictionModel(ClipLengthsMixin, keras.Model):
     #: ``"module:Class"`` of the family's generate/evaluate extras (``video_prediction.inference.extras``), if any.
     inference_extras = None
 
+    def __init_subclass__(cls, **kwargs):
+        """Mixed precision (``precision.py``): every subclass's ``__init__`` runs under the model's dtype
+        policy (restored when the outermost one returns), its ``build``/``call``/train and test steps too
+        (layers created lazily get it), and ``call``'s outputs are cast back to float32."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__
+        if "__init__" in own:
+            cls.__init__ = _init_in_model_precision(own["__init__"])
+        for name in ("build", "train_step", "test_step", "build_from_batch"):
+            if name in own:
+                setattr(cls, name, vp_precision.in_model_precision(own[name]))
+        if "call" in own:
+            cls.call = _call_in_model_precision(own["call"])
+
+    @_init_in_model_precision
     def __init__(self, hparams_dict=None, hparams=None, name=None, **kwargs):
+        # The model object itself stays float32 (its inputs, the batch, are not cast); its layers get the
+        # ``mixed_precision`` policy (precision.py).
+        kwargs.setdefault("dtype", "float32")
         super().__init__(name=name or type(self).__name__, **kwargs)
         self.hparams = resolve_hparams(
             self.default_hparams(), hparams_dict, hparams, deprecated=self.deprecated_hparams
         )
+        # Every layer created from here on (in this and the subclasses' __init__, build and call) computes
+        # in this precision; variables stay float32.
+        object.__setattr__(self, "_precision", vp_precision.precision_from_hparams(self.hparams))
+        keras.config.set_dtype_policy(vp_precision.POLICIES[self._precision])
         if self.hparams.context_frames < 1 or self.hparams.sequence_length <= self.hparams.context_frames:
             raise ValueError(
                 "context_frames and sequence_length must be set (from the dataset) with "
@@ -61,6 +122,8 @@ class BaseVideoPredictionModel(ClipLengthsMixin, keras.Model):
             sequence_length=-1,  # set from the dataset by the scripts
             repeat=1,  # the dataset's time_shift, as the original recorded it
             batch_size=16,
+            # Added (issue 18): float32 | bfloat16 | float16 compute dtype of the layers (precision.py).
+            mixed_precision="float32",
         )
 
     @classmethod
@@ -79,6 +142,16 @@ class BaseVideoPredictionModel(ClipLengthsMixin, keras.Model):
         baseline computes its mean training frame here.
         """
 
+    @property
+    def precision(self):
+        """The ``mixed_precision`` the layers compute in: ``"float32"``, ``"bfloat16"`` or ``"float16"``."""
+        return self.__dict__.get("_precision", "float32")
+
+    def wrap_optimizer(self, optimizer):
+        """``optimizer`` in a dynamic ``LossScaleOptimizer`` when the model computes in float16."""
+        return vp_precision.wrap_optimizer(optimizer, self.precision)
+
+    @vp_precision.in_model_precision
     def build_from_batch(self, batch):
         """Create every weight by running one forward pass on ``batch`` (used before restoring)."""
         self.mark_built_by_forward_pass()
@@ -279,7 +352,7 @@ class VideoPredictionModel(BaseVideoPredictionModel):
 
     def make_optimizers(self, jit_compile=False):
         """Compile with the model's optimizer(s); call inside ``strategy.scope()``."""
-        self.compile(optimizer=self.make_optimizer(), jit_compile=jit_compile)
+        self.compile(optimizer=self.wrap_optimizer(self.make_optimizer()), jit_compile=jit_compile)
 
     def optimizers_by_name(self):
         """Every optimizer, by name, for checkpointing."""
@@ -323,7 +396,7 @@ class VideoPredictionModel(BaseVideoPredictionModel):
             losses = self.generator_losses(batch, outputs)
             loss = tf.add_n(list(losses.values()))
             # Per-replica mean reduced by hand: scale to the global-batch mean (DESIGN.md).
-            scaled_loss = loss / num_replicas()
+            scaled_loss = self.optimizer.scale_loss(loss / num_replicas())  # float16: the dynamic loss scale
         variables = self.trainable_variables
         gradients = tape.gradient(scaled_loss, variables)
         self.optimizer.apply(gradients, variables)

@@ -39,6 +39,7 @@ import tensorflow as tf
 from video_prediction.layers.conv_rnn import BasicConv2DLSTMCell
 from video_prediction.layers.normalization import LayerNormalization
 from video_prediction.layers.transformations import apply_cdna_kernels, apply_dna_kernels, normalize_kernels
+from video_prediction.models.precision import to_float32
 from video_prediction.models.base import SAVPFamilyModel, swap_batch_time, unroll_remaining_steps
 from video_prediction.models.savp import tile_concat
 
@@ -182,7 +183,8 @@ class ConvLSTMCDNACell(keras.layers.Layer):
         carry = dict(lstm={name: getattr(self, name).zero_state(batch_size, *shapes[name]) for name in shapes})
         if self.state_dim:
             carry["gen_state"] = initial_state if initial_state is not None else tf.zeros([batch_size,
-                                                                                           self.state_dim])
+                                                                                           self.state_dim],
+                                                                                          self.compute_dtype)
         return carry
 
     def step(self, inputs, carry):
@@ -221,18 +223,23 @@ class ConvLSTMCDNACell(keras.layers.Layer):
         kh, kw = self.kernel_size
         if self.transformation == "cdna":
             kernels = self.cdna_params(tf.reshape(hidden5, [batch, -1]))
-            kernels = normalize_kernels(tf.reshape(kernels, [batch, kh, kw, self.num_masks]), [1, 2])
+            # Normalised in float32 (mixed precision): relu(k - 1e-12) + 1e-12 over a sum; then the compute dtype.
+            kernels = tf.cast(normalize_kernels(tf.cast(tf.reshape(kernels, [batch, kh, kw, self.num_masks]),
+                                                        tf.float32), [1, 2]), self.compute_dtype)
             transformed = apply_cdna_kernels(image, kernels, padding="CONSTANT")
         else:
             kernels = getattr(self, spec.dna_kernels_name)(top)
             if spec.dna_relu:
                 kernels = tf.nn.relu(kernels)
             kernels = tf.reshape(kernels, [batch, self.height, self.width, kh, kw, 1])
-            transformed = apply_dna_kernels(image, normalize_kernels(kernels, [3, 4]), padding="CONSTANT")
+            kernels = tf.cast(normalize_kernels(tf.cast(kernels, tf.float32), [3, 4]), self.compute_dtype)
+            transformed = apply_dna_kernels(image, kernels, padding="CONSTANT")
         background = inputs["first_image"] if spec.background == "first" else image
         scratch = [tf.sigmoid(self.convt4(top))] if self.use_scratch else []
         candidates = ([background] + scratch + transformed)[: self.num_candidates]
-        masks = tf.split(tf.nn.softmax(getattr(self, spec.masks_name)(top)), self.num_candidates, axis=-1)
+        # softmax in float32 (mixed precision): the masks are the composite's convex weights.
+        masks = tf.nn.softmax(tf.cast(getattr(self, spec.masks_name)(top), tf.float32))
+        masks = tf.split(tf.cast(masks, self.compute_dtype), self.num_candidates, axis=-1)
         gen_image = tf.add_n([candidate * mask for candidate, mask in zip(candidates, masks)])
         outputs = dict(gen_images=gen_image, masks=tf.stack(masks, axis=-1),
                        transformed_images=tf.stack(candidates, axis=-1))
@@ -311,11 +318,17 @@ class ConvLSTMCDNAModel(SAVPFamilyModel):
     def run_tower(self, time_major, training, latents=None):
         """Unroll the cell over T-1 steps; ``latents`` is None, ``[B, h, w, c]`` (one for every step)
         or ``[T-1, B, h, w, c]``.  Returns batch-major outputs."""
-        images = time_major["images"]
+        # The loop runs in the cell's compute dtype (mixed precision); step() is no Keras __call__, so the
+        # inputs and the carry are cast here, and the outputs back to float32 at the end.
+        dtype = self.cell.compute_dtype
+        images = tf.cast(time_major["images"], dtype)
         num_steps = tf.shape(images)[0] - 1
         batch_size = tf.shape(images)[1]
         ground_truth = self.ground_truth_mask(num_steps, batch_size, training)
         actions, initial_state = self.step_conditioning(time_major)
+        actions = None if actions is None else tf.cast(actions, dtype)
+        initial_state = None if initial_state is None else tf.cast(initial_state, dtype)
+        latents = None if latents is None else tf.cast(latents, dtype)
         time_variant = latents is not None and len(latents.shape) == 5
 
         def step(t, carry):
@@ -338,7 +351,7 @@ class ConvLSTMCDNAModel(SAVPFamilyModel):
         # evaluation and generation alike.
         outputs = unroll_remaining_steps(step, first_outputs, carry, num_steps, static_steps,
                                          self.time_loop_for(training))
-        return {key: swap_batch_time(value) for key, value in outputs.items()}
+        return to_float32({key: swap_batch_time(value) for key, value in outputs.items()})
 
     def time_major_inputs(self, batch):
         return {key: swap_batch_time(batch[key]) for key in ("images", "actions", "states") if key in batch}

@@ -45,6 +45,7 @@ from video_prediction.layers.normalization import LayerNormalization
 from video_prediction.layers.peephole_lstm import (PeepholeLSTMCell, ResidualPeepholeLSTMStack, tf1_auto_name,
                                                    track_as_attributes)
 from video_prediction.layers.vgg import VGG16Trunk
+from video_prediction.models.precision import gradient_scale, to_float32
 from video_prediction.models.base import LatentModeMixin, VideoPredictionModel, num_replicas
 
 MODEL_MODES = ("e2e", "epva", "epva_gan", "individual", "e2epose_oneop", "e2epose_sepop")
@@ -137,8 +138,8 @@ class EPVAEncoder(keras.layers.Layer):
         h = tf.reshape(h, [-1, int(np.prod(h.shape[1:]))])
         h = _apply_dropout(self.dropout, h, training)
         h = self.dense(h)
-        if self.use_l2norm:
-            h = tf.math.l2_normalize(h, axis=1)
+        if self.use_l2norm:  # the sum of squares in float32 (mixed precision)
+            h = tf.cast(tf.math.l2_normalize(tf.cast(h, tf.float32), axis=1), self.compute_dtype)
         return h
 
     def tf1_variables(self, scope="timestep/encoder"):
@@ -193,16 +194,17 @@ class EPVAPredictor(keras.layers.Layer):
             back_connection = states[self.stack.back_connect_cell]
         h, states = self.stack.step(pre, states, back_connection)
         pred = self.out_dense(h)
-        if self.use_l2norm:
-            pred = tf.math.l2_normalize(pred, axis=1)
+        if self.use_l2norm:  # the sum of squares in float32 (mixed precision)
+            pred = tf.cast(tf.math.l2_normalize(tf.cast(pred, tf.float32), axis=1), self.compute_dtype)
         if self.lstm_state_noise_stddev > 0 and not self.noise_at_mean:
             # Relative truncated-normal noise on every state (spec §3.2 step 8); 0 (default) is a no-op.
             noisy = []
             for state in states:
-                _, variance = tf.nn.moments(state, axes=[1])
+                x = tf.cast(state, tf.float32)  # the state's statistics in float32 (mixed precision)
+                _, variance = tf.nn.moments(x, axes=[1])
                 std = tf.reduce_mean(tf.sqrt(variance))
-                noisy.append(state + tf.random.truncated_normal(tf.shape(state),
-                                                                stddev=self.lstm_state_noise_stddev * std))
+                noise = tf.random.truncated_normal(tf.shape(state), stddev=self.lstm_state_noise_stddev * std)
+                noisy.append(tf.cast(x + noise, state.dtype))
             states = noisy
         return pred, states
 
@@ -493,7 +495,7 @@ def wasserstein_gradient_penalty(critic, real, fake, alpha=None, epsilon=1e-10):
     interpolates = real + alpha * (fake - real)
     with tf.GradientTape() as tape:
         tape.watch(interpolates)
-        scores = critic(interpolates)
+        scores = tf.cast(critic(interpolates), tf.float32)
     gradients = tape.gradient(scores, interpolates)
     slopes = tf.sqrt(tf.reduce_sum(tf.square(gradients), axis=list(range(1, len(real.shape)))) + epsilon)
     return tf.reduce_mean(tf.square(slopes - 1.0))
@@ -699,9 +701,9 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
         """The recurrent part: predictor (and pose pass) over T-1 steps; returns batch-major predictions."""
         hp = self.hparams
         context = hp.context_frames
-        enc_t = tf.transpose(encodings, [1, 0, 2])
-        act_t = tf.transpose(actions, [1, 0, 2])
-        pose_t = tf.transpose(poses, [1, 0, 2])
+        # The loop in the layers' compute dtype (mixed precision): step() is no Keras __call__.
+        enc_t, act_t, pose_t = (tf.cast(tf.transpose(x, [1, 0, 2]), self.precision)
+                                for x in (encodings, actions, poses))
         num_steps = tf.shape(enc_t)[0] - 1
         pose_pass = self.has_pose_pass
 
@@ -775,7 +777,7 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
             outputs["pred_on_pose"] = predicted["pose"]
             if with_reconstructions:
                 outputs["van_on_pose"], _, _ = self._van_sequence(poses[:, 0], first_frame, poses[:, 1:], training)
-        return outputs
+        return to_float32(outputs)  # losses in float32 (the train step calls _forward directly)
 
     def call(self, batch, training=False):
         return self._forward(batch, training=training)
@@ -901,11 +903,13 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
         return keras.optimizers.Adam(learning_rate=self.learning_rate(name), epsilon=1e-8, name=f"{name}_optimizer")
 
     def clip_gradients(self, name, gradients):
-        """slim's ``clip_gradient_norm``: each tensor to that norm (not the global norm); never the critic's."""
+        """slim's ``clip_gradient_norm``: each tensor to that norm (not the global norm); never the critic's.
+
+        Under float16 the gradients are loss-scaled until the optimizer's ``apply``: the norm is scaled too."""
         clip = self.hparams.clip_gradient_norm
         if clip <= 0 or name == "discrim":
             return gradients
-        return clip_per_tensor(gradients, clip)
+        return clip_per_tensor(gradients, clip * gradient_scale(self.optimizers[name]))
 
     def optimizers_needed(self):
         """Names of this mode's optimizers (``all``, ``enc``, ``pred``, ``van``, ``discrim``)."""
@@ -935,7 +939,7 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
         if message:
             print(message)
         names = self.optimizers_needed()
-        self.optimizers = {name: self.make_optimizer(name) for name in names}
+        self.optimizers = {name: self.wrap_optimizer(self.make_optimizer(name)) for name in names}
         self.compile(optimizer=self.optimizers[names[0]], jit_compile=jit_compile)
 
     def optimizers_by_name(self):
@@ -951,7 +955,7 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
 
     def _critic_losses(self, real, fake, alpha=None):
         hp = self.hparams
-        d_real, d_fake = self.critic(real), self.critic(fake)
+        d_real, d_fake = to_float32((self.critic(real), self.critic(fake)))
         if hp.use_wgan:
             d_loss = tf.reduce_mean(d_fake) - tf.reduce_mean(d_real)
             d_loss += hp.gradient_penalty_weight * wasserstein_gradient_penalty(self.critic, real, fake, alpha)
@@ -1002,7 +1006,8 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
         gan = hp.model_mode == "epva_gan"
         with tf.GradientTape(persistent=True) as tape:
             outputs, losses, objectives = self.compute_objectives(batch, training=True)
-            scaled = {name: loss / replicas for name, loss in objectives.items()}
+            # float16: each objective times its optimizer's loss scale
+            scaled = {name: self.optimizers[name].scale_loss(loss / replicas) for name, loss in objectives.items()}
         updates = []
         for name, loss in scaled.items():
             variables = self.optimizer_variables(name)
@@ -1016,7 +1021,7 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
             for _ in range(hp.discrim_steps_per_pred):
                 with tf.GradientTape() as critic_tape:
                     d_loss, _ = self._critic_losses(real, fake)
-                    scaled_d_loss = d_loss / replicas
+                    scaled_d_loss = self.optimizers["discrim"].scale_loss(d_loss / replicas)
                 gradients = critic_tape.gradient(scaled_d_loss, critic_variables)
                 self.optimizers["discrim"].apply(gradients, critic_variables)
             losses["discrim_total_loss"] = d_loss

@@ -72,8 +72,10 @@ class HierarchicalPoseVideoPredictionModel(BaseVideoPredictionModel):
                 raise ValueError(f"hierarchical_pose needs {key}=DIR (a pose_lstm / pose_analogy run directory)")
         if hp.observed_poses not in ("poses", "estimated_poses"):
             raise ValueError(f"observed_poses must be 'poses' or 'estimated_poses', got {hp.observed_poses!r}")
-        self.pose_model, pose_options, _ = load_model(hp.pose_checkpoint)
-        self.image_model, image_options, _ = load_model(hp.image_checkpoint)
+        # No layers of its own: mixed_precision (issue 18) is passed to the two trained models it chains.
+        overrides = None if self.precision == "float32" else f"mixed_precision={self.precision}"
+        self.pose_model, pose_options, _ = load_model(hp.pose_checkpoint, model_hparams=overrides)
+        self.image_model, image_options, _ = load_model(hp.image_checkpoint, model_hparams=overrides)
         for key, options, model in (("pose_checkpoint", pose_options, self.pose_model),
                                     ("image_checkpoint", image_options, self.image_model)):
             expected = {"pose_checkpoint": "pose_lstm", "image_checkpoint": "pose_analogy"}[key]

@@ -243,9 +243,10 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
         return post_in, prior_in
 
     def _latent(self, mu, logvar, training):
+        # Sampled in float32 from the float32 mu / logvar, then in the layers' compute dtype (mixed precision).
         if self.latent_mode == "mean" and not training:
-            return mu
-        return mu + tf.exp(0.5 * logvar) * tf.random.normal(tf.shape(mu))
+            return tf.cast(mu, self.precision)
+        return tf.cast(mu + tf.exp(0.5 * logvar) * tf.random.normal(tf.shape(mu)), self.precision)
 
     def call(self, inputs, training=False):
         hp = self.hparams
@@ -411,7 +412,8 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                               for h in range(NUM_LEVELS)]
         if aux:
             state["heads"] = [buffer(head_outputs[h - 1], head_outputs[h - 1][0]) for h in range(1, NUM_LEVELS)]
-        frames = tf.TensorArray(tf.float32, size=num_steps - context, element_shape=context_frames[-1].shape)
+        frames = tf.TensorArray(context_frames[-1].dtype, size=num_steps - context,
+                                element_shape=context_frames[-1].shape)
 
         def body(t, state, frames):
             pred_feats, pred_states = list(state["pred_feats"]), list(state["pred_states"])
@@ -573,6 +575,7 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
             losses = self.generator_losses(batch, outputs)
             loss = tf.add_n(list(losses.values()))
             scaled_loss = loss / num_replicas()  # per-replica means reduced by hand (DESIGN.md)
+            scaled_loss = self.optimizer.scale_loss(scaled_loss)  # float16: times the dynamic loss scale
         variables = self.trainable_variables
         gradients = tape.gradient(scaled_loss, variables)
         self.optimizer.apply(gradients, variables)

@@ -44,6 +44,7 @@ import tensorflow as tf
 
 from video_prediction.layers import perceptual
 from video_prediction.layers import pose as pose_ops
+from video_prediction.models.precision import inner_optimizer
 from video_prediction.models.base import VideoPredictionModel, num_replicas
 from video_prediction.optimizers import GatedAdam
 
@@ -148,16 +149,20 @@ class BatchStatsNorm(keras.layers.Layer):
 
     def build(self, input_shape):
         channels = input_shape[-1]
-        self.beta = self.add_weight(name="beta", shape=(channels,), initializer="zeros")
-        self.gamma = self.add_weight(name="gamma", shape=(channels,), initializer="ones")
+        # autocast=False: applied in float32 with the statistics (call).
+        self.beta = self.add_weight(name="beta", shape=(channels,), initializer="zeros", autocast=False)
+        self.gamma = self.add_weight(name="gamma", shape=(channels,), initializer="ones", autocast=False)
         self.moving_mean = self.add_weight(name="moving_mean", shape=(channels,), initializer="zeros",
                                            trainable=False)
         self.moving_variance = self.add_weight(name="moving_variance", shape=(channels,), initializer="ones",
                                                trainable=False)
 
     def call(self, x):
-        mean, variance = tf.nn.moments(x, [0, 1, 2])
-        return tf.nn.batch_normalization(x, mean, variance, self.beta, self.gamma, self.epsilon)
+        # Batch statistics in float32 under mixed precision (issue 18), as Keras' own BatchNormalization.
+        x32 = tf.cast(x, tf.float32)
+        mean, variance = tf.nn.moments(x32, [0, 1, 2])
+        outputs = tf.nn.batch_normalization(x32, mean, variance, self.beta, self.gamma, self.epsilon)
+        return tf.cast(outputs, self.compute_dtype)
 
 
 class AnalogyDiscriminator(keras.layers.Layer):
@@ -323,10 +328,11 @@ class PoseAnalogyVideoPredictionModel(VideoPredictionModel):
         h_img = self.img_encoder(xt)
         h_pose = self.pose_encoder(tf.concat([pt, ptpn], axis=0))
         h_pose_t, h_pose_tpn = h_pose[:batch_size], h_pose[batch_size:]
-        return self.decoder(h_img + (h_pose_tpn - h_pose_t))
+        # float32 whatever the layers' compute dtype (mixed precision): losses and outputs are float32.
+        return tf.cast(self.decoder(h_img + (h_pose_tpn - h_pose_t)), tf.float32)
 
     def discriminate(self, image, pose):
-        return self.discriminator(tf.concat([image, pose], axis=3))
+        return tf.cast(self.discriminator(tf.concat([image, pose], axis=3)), tf.float32)  # logits for float32 BCE
 
     def perceptual_losses(self, xtpn, gen):
         """(feat_loss1, feat_loss2); zero for a net whose weight is 0 (the original built both always)."""
@@ -334,13 +340,13 @@ class PoseAnalogyVideoPredictionModel(VideoPredictionModel):
         zero = tf.constant(0.0)
         feat1 = feat2 = zero
         if self.alexnet is not None:
-            a_t = self.alexnet(perceptual.alexnet_input(true01))
-            a_g = self.alexnet(perceptual.alexnet_input(gen01))
+            a_t = tf.cast(self.alexnet(perceptual.alexnet_input(true01)), tf.float32)
+            a_g = tf.cast(self.alexnet(perceptual.alexnet_input(gen01)), tf.float32)
             feat1 = 0.5 * tf.reduce_mean(tf.square(a_t - a_g))
         if self.hourglass is not None:
             layer = self.hparams.layer
-            h_t = self.hourglass(true01)[layer]
-            h_g = self.hourglass(gen01)[layer]
+            h_t = tf.cast(self.hourglass(true01)[layer], tf.float32)
+            h_g = tf.cast(self.hourglass(gen01)[layer], tf.float32)
             feat2 = 0.5 * tf.reduce_mean(tf.square(h_t - h_g))
         return feat1, feat2
 
@@ -432,7 +438,8 @@ class PoseAnalogyVideoPredictionModel(VideoPredictionModel):
         if self.perceptual_error:
             raise ValueError(self.perceptual_error)
         hp = self.hparams
-        make = lambda: GatedAdam(learning_rate=hp.lr, beta_1=hp.beta1, beta_2=hp.beta2, epsilon=1e-8)
+        make = lambda: self.wrap_optimizer(GatedAdam(learning_rate=hp.lr, beta_1=hp.beta1, beta_2=hp.beta2,
+                                                     epsilon=1e-8))
         self.compile(optimizer=make(), jit_compile=jit_compile)
         self.discriminator_optimizer = make()
 
@@ -466,13 +473,14 @@ class PoseAnalogyVideoPredictionModel(VideoPredictionModel):
         """
         hp = self.hparams
         replicas = num_replicas()
-        self.optimizer.enabled.assign(self.update_g)
-        self.discriminator_optimizer.enabled.assign(self.update_d)
+        inner_optimizer(self.optimizer).enabled.assign(self.update_g)  # the GatedAdam in a LossScaleOptimizer
+        inner_optimizer(self.discriminator_optimizer).enabled.assign(self.update_d)
         g_variables = self.generator_variables()
         with tf.GradientTape() as tape:
             terms = self.loss_terms(xt, xtpn, pt, ptpn)
             g_objective = terms["L"] + hp.gamma * terms["g_loss"]
             scaled = g_objective / replicas  # per-replica mean -> global-batch mean (DESIGN.md)
+            scaled = self.optimizer.scale_loss(scaled)  # float16: times the dynamic loss scale
         self.optimizer.apply(tape.gradient(scaled, g_variables), g_variables)
         d_variables = self.discriminator_variables()
         with tf.GradientTape() as tape:
@@ -481,7 +489,7 @@ class PoseAnalogyVideoPredictionModel(VideoPredictionModel):
             good = self.discriminate(xtpn, ptpn)
             bad = self.discriminate(xt, ptpn)
             d_loss = sigmoid_bce(good, 1.0) + 0.5 * sigmoid_bce(fake, 0.0) + 0.5 * sigmoid_bce(bad, 0.0)
-            scaled = d_loss / replicas
+            scaled = self.discriminator_optimizer.scale_loss(d_loss / replicas)
         self.discriminator_optimizer.apply(tape.gradient(scaled, d_variables), d_variables)
         # errD_fake, errD_real, errG re-evaluated after both updates (the original's three .eval calls).
         gen = self.generate_frame(xt, pt, ptpn)

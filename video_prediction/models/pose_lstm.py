@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from video_prediction.layers.conv_rnn import BasicLSTMCell
 from video_prediction.layers import pose as pose_ops
+from video_prediction.models.precision import gradient_scale
 from video_prediction.models.base import VideoPredictionModel, num_replicas
 from video_prediction.optimizers import TF1RMSprop
 
@@ -151,14 +152,15 @@ class PoseLSTMVideoPredictionModel(VideoPredictionModel):
         # First future step outside the loop so that dec_fc2 is built in this scope.
         output, state = self.cell(empty, state)
         first = tf.tanh(self.decoder(output))
-        outputs = tf.TensorArray(tf.float32, size=num_future, element_shape=first.shape).write(0, first)
+        outputs = tf.TensorArray(first.dtype, size=num_future, element_shape=first.shape).write(0, first)
 
         def body(t, state, outputs):
             output, state = self.cell(empty, state)
             return t + 1, state, outputs.write(t, tf.tanh(self.decoder(output)))
 
         _, _, outputs = tf.while_loop(lambda t, *_: t < num_future, body, (tf.constant(1), state, outputs))
-        return tf.transpose(outputs.stack(), [1, 0, 2])
+        # float32 whatever the layers' compute dtype (mixed precision): the loss is computed on them.
+        return tf.cast(tf.transpose(outputs.stack(), [1, 0, 2]), tf.float32)
 
     def forward_landmarks(self, batch, training=False):
         """(output [B, T, 2L] = masked observations + predictions, seq, mask2)."""
@@ -216,6 +218,7 @@ class PoseLSTMVideoPredictionModel(VideoPredictionModel):
             output, seq, mask = self.forward_landmarks(batch, training=True)
             loss = self.landmark_loss(output, seq, mask)
             scaled_loss = loss / num_replicas()  # per-replica mean -> global-batch mean (DESIGN.md)
+            scaled_loss = self.optimizer.scale_loss(scaled_loss)  # float16: times the dynamic loss scale
         variables = self.trainable_variables
         gradients = tape.gradient(scaled_loss, variables)
         replicas = num_replicas()
@@ -223,7 +226,8 @@ class PoseLSTMVideoPredictionModel(VideoPredictionModel):
             # Clip the norm of the whole-batch gradient, as the original's single device saw it: sum over
             # replicas, clip, and hand each replica 1/R of it (the optimizer sums the replicas' gradients).
             gradients = tf.distribute.get_replica_context().all_reduce("sum", gradients)
-        gradients, _ = tf.clip_by_global_norm(gradients, self.hparams.clip_norm)
+        # float16: the gradients carry the loss scale until apply(), so the clip norm does too.
+        gradients, _ = tf.clip_by_global_norm(gradients, self.hparams.clip_norm * gradient_scale(self.optimizer))
         if replicas > 1:
             gradients = [g / replicas for g in gradients]
         self.optimizer.apply(gradients, variables)

@@ -28,6 +28,7 @@ from video_prediction.layers.normalization import make_norm_layer
 from video_prediction.layers.resampling import Conv2D, kernel_initializer, make_downsample_layer, make_upsample_layer
 from video_prediction.layers.spectral_norm import SNConv, SNDense
 from video_prediction.layers.transformations import apply_flows, apply_kernels, identity_kernel, normalize_kernels
+from video_prediction.models.precision import to_float32
 from video_prediction.models.base import LatentModeMixin, SAVPFamilyModel, num_replicas, swap_batch_time, unroll_remaining_steps
 from video_prediction.training.schedules import ground_truth_sampling_probability
 
@@ -270,7 +271,8 @@ class SAVPCell(keras.layers.Layer):
             state["gen_state"] = tf.zeros([batch_size, self.state_dim])
         if hp.learn_initial_state:
             state = self._add_learned_initial_state(state, batch_size)
-        return state
+        # The loop state in the compute dtype (mixed precision): the step returns it in that dtype.
+        return tf.nest.map_structure(lambda x: tf.cast(x, self.compute_dtype), state)
 
     def _add_learned_initial_state(self, state, batch_size):
         """Trainable zero-initialised initial conv-RNN / rnn_z states (``learn_initial_state``)."""
@@ -292,6 +294,9 @@ class SAVPCell(keras.layers.Layer):
         """``inputs``: ``image`` (ground truth t), ``ground_truth`` [B] bool, optional ``action``,
         ``state`` and ``z``; ``context``: ``first_image`` and ``context_images`` [C, B, H, W, Ch]."""
         hp = self.hp
+        # step() is not a Keras __call__, so nothing casts its inputs: the images, actions, states and z
+        # (float32, the latents sampled in float32 by the model) in the compute dtype (mixed precision).
+        inputs, context = _cast_floats((inputs, context), self.compute_dtype)
         use_gt = inputs["ground_truth"]
         image = tf.where(use_gt[:, None, None, None], inputs["image"], state["gen_image"])  # schedule sampling
         last_images = state["last_images"][1:] + [image]
@@ -358,14 +363,17 @@ class SAVPCell(keras.layers.Layer):
                 if hp.transformation == "cdna":
                     deepest = tf.reshape(outputs_per_layer[num_enc - 1], [batch, -1])
                     kernels = tf.reshape(self.cdna_kernels(deepest), [batch, *self.kernel_shape])
-                    kernels = kernels + identity_kernel(hp.kernel_size)[None, :, :, None]
+                    # In float32 from here to the normalisation (mixed precision): the normalised kernel
+                    # weights are ratios of sums of relu(k - 1e-12) + 1e-12.
+                    kernels = tf.cast(kernels, tf.float32) + identity_kernel(hp.kernel_size)[None, :, :, None]
                     spatial_axes = [1, 2]
                 else:
                     kernels = self.dna_kernels(self._apply_head(self.dna_hidden, features))
                     kernels = tf.reshape(kernels, [batch, self.height, self.width, *self.kernel_shape])
-                    kernels = kernels + identity_kernel(hp.kernel_size)[None, None, None, :, :, None]
+                    kernels = (tf.cast(kernels, tf.float32)
+                               + identity_kernel(hp.kernel_size)[None, None, None, :, :, None])
                     spatial_axes = [3, 4]
-                kernels = normalize_kernels(kernels, spatial_axes)
+                kernels = tf.cast(normalize_kernels(kernels, spatial_axes), self.compute_dtype)
                 for image_i, kernels_i in zip(last_images, tf.split(kernels, hp.last_frames, axis=-1)):
                     transformed.extend(apply_kernels(image_i, kernels_i, tuple(hp.dilation_rate)))
         if hp.prev_image_background:
@@ -387,7 +395,8 @@ class SAVPCell(keras.layers.Layer):
             h_masks = self._apply_head(self.masks_hidden, features)
             if hp.dependent_mask:
                 h_masks = tf.concat([h_masks] + transformed, axis=-1)
-            masks = tf.nn.softmax(self.masks(h_masks))
+            # softmax in float32 (mixed precision): the masks are convex weights of the composite.
+            masks = tf.cast(tf.nn.softmax(tf.cast(self.masks(h_masks), tf.float32)), self.compute_dtype)
             masks = tf.split(masks, len(transformed), axis=-1)
         else:
             masks = [tf.ones_like(image[..., :1])]
@@ -441,7 +450,7 @@ def _scan_rnn(cell, inputs, batch_size):
         _, state = carry
         return cell(x, state)
 
-    initial = (tf.zeros([batch_size, cell.units]), cell.zero_state(batch_size))
+    initial = (tf.zeros([batch_size, cell.units], cell.compute_dtype), cell.zero_state(batch_size))
     outputs, _ = tf.scan(step, inputs, initializer=initial)
     return outputs
 
@@ -462,7 +471,10 @@ class _GaussianHeads(keras.layers.Layer):
         self.z_log_sigma_sq = _dense(nz, name="z_log_sigma_sq")
 
     def call(self, h):
-        return self.z_mu(h), tf.clip_by_value(self.z_log_sigma_sq(h), -10.0, 10.0)
+        # The Gaussian's parameters leave in float32 (mixed precision): the model samples with
+        # exp(log_sigma_sq / 2) and the KL uses exp(log_sigma_sq), both kept in float32.
+        return (tf.cast(self.z_mu(h), tf.float32),
+                tf.clip_by_value(tf.cast(self.z_log_sigma_sq(h), tf.float32), -10.0, 10.0))
 
 
 class PosteriorEncoder(keras.layers.Layer):
@@ -513,7 +525,7 @@ class LearnedPrior(keras.layers.Layer):
             pairs = tf.concat([pairs, _tile_like(actions[: context - 1], pairs)], axis=-1)
         h = _flat_time(self.conv_encoder, pairs)
         num_future = tf.shape(images)[0] - context
-        h = tf.concat([h, tf.zeros(tf.stack([num_future, tf.shape(h)[1], h.shape[-1]]))], axis=0)
+        h = tf.concat([h, tf.zeros(tf.stack([num_future, tf.shape(h)[1], h.shape[-1]]), h.dtype)], axis=0)
         h = _flat_time(self.dense, h)
         h = _scan_rnn(self.rnn, h, tf.shape(h)[1])
         return self.heads(h)
@@ -553,6 +565,11 @@ class SNDiscriminator(keras.layers.Layer):
             features.append(h)
         logits = self.sn_fc4(tf.reshape(h, [tf.shape(h)[0], -1]), training=training)
         return features, logits
+
+
+def _cast_floats(structure, dtype):
+    """Every floating tensor of ``structure`` cast to ``dtype`` (booleans and integers unchanged)."""
+    return tf.nest.map_structure(lambda x: tf.cast(x, dtype) if x.dtype.is_floating else x, structure)
 
 
 def _random_frames(videos):
@@ -818,7 +835,10 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
                 outputs.update({f"{key}_enc": value for key, value in enc.items()})
             if prior_path or zs_posterior is None:
                 outputs.update(self._unroll(time_major, zs_prior, training))
-        return {key: (value if len(value.shape) < 2 else swap_batch_time(value)) for key, value in outputs.items()}
+        # float32 outputs whatever the compute dtype: the losses (and the train step, which calls _forward
+        # directly) see float32.
+        return to_float32({key: (value if len(value.shape) < 2 else swap_batch_time(value))
+                           for key, value in outputs.items()})
 
     def build(self, input_shape):
         """Create the generator's layers for a batch of these shapes (keys and image size matter)."""
@@ -870,6 +890,7 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
                 joint = tf.concat([real_x, fake_x], axis=0)
                 features, logits = discriminator(joint, training=training)
                 n = tf.shape(real_x)[0]
+                logits, features = to_float32((logits, features))  # GAN losses in float32
                 results[(path, kind)] = (logits[:n], logits[n:], [f[:n] for f in features],
                                          [f[n:] for f in features])
         return results
@@ -934,9 +955,9 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
 
     def make_optimizers(self, jit_compile=False):
         """Generator Adam via ``compile``; a second Adam for the discriminators when any GAN weight is set."""
-        self.compile(optimizer=self.make_optimizer(), jit_compile=jit_compile)
+        self.compile(optimizer=self.wrap_optimizer(self.make_optimizer()), jit_compile=jit_compile)
         if self.has_gan:
-            self.discriminator_optimizer = self.make_optimizer()
+            self.discriminator_optimizer = self.wrap_optimizer(self.make_optimizer())
 
     def optimizers_by_name(self):
         optimizers = {"optimizer": self.optimizer}
@@ -970,7 +991,8 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
                     discrim = self._discriminate(batch, outputs, training=True)
                     d_losses = self.discriminator_losses(discrim)
                     d_loss = tf.add_n(list(d_losses.values()))
-                    scaled_d_loss = d_loss / replicas  # per-replica mean -> global-batch mean (DESIGN.md)
+                    # per-replica mean -> global-batch mean (DESIGN.md); float16: times the loss scale
+                    scaled_d_loss = self.discriminator_optimizer.scale_loss(d_loss / replicas)
                     g_losses.update(self.adversarial_generator_losses(discrim))
             else:
                 # Outside the generator's tape: the D step needs no generator gradients.
@@ -980,7 +1002,7 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
                     discrim = self._discriminate(batch, fake, training=True)
                     d_losses = self.discriminator_losses(discrim)
                     d_loss = tf.add_n(list(d_losses.values()))
-                    scaled_d_loss = d_loss / replicas
+                    scaled_d_loss = self.discriminator_optimizer.scale_loss(d_loss / replicas)
             d_gradients = d_tape.gradient(scaled_d_loss, d_variables)
             self.discriminator_optimizer.apply(d_gradients, d_variables)
             if not hp.joint_gan_optimization:
@@ -990,7 +1012,7 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
             report.update(d_losses, d_loss=d_loss)
         with g_tape:
             g_loss = tf.add_n(list(g_losses.values()))
-            scaled_g_loss = g_loss / replicas
+            scaled_g_loss = self.optimizer.scale_loss(g_loss / replicas)
         g_variables = self.generator_variables()
         g_gradients = g_tape.gradient(scaled_g_loss, g_variables)
         self.optimizer.apply(g_gradients, g_variables)

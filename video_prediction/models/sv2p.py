@@ -77,9 +77,11 @@ class LatentTower(keras.layers.Layer):
             h = tf.ensure_shape(h, [None, None, None, images.shape[0] * images.shape[4]])
         for conv_name, norm_name, _, _ in self.layer_specs:
             h = tf.nn.relu(getattr(self, norm_name)(getattr(self, conv_name)(h)))
-        mean = self.latent_norm_mean(self.latent_mean(h))
+        # The Gaussian's parameters in float32 (mixed precision): the model samples with exp(log_sigma_sq / 2)
+        # and the KL takes exp(log_sigma_sq).
+        mean = tf.cast(self.latent_norm_mean(self.latent_mean(h)), tf.float32)
         # the original names it latent_std but uses it as log sigma^2 (exp(x / 2) scales the noise)
-        log_sigma_sq = tf.nn.relu(self.latent_std_norm(self.latent_std(h))) + self.latent_std_min
+        log_sigma_sq = tf.nn.relu(tf.cast(self.latent_std_norm(self.latent_std(h)), tf.float32)) + self.latent_std_min
         return mean, log_sigma_sq
 
 

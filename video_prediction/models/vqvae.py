@@ -37,8 +37,10 @@ by n), in a symbolic loop so only one micro-batch is live at a time.  So
 ``batch_size`` here = the original's ``train_dataloader.batch_size`` x
 ``grad_updates_per_step``.  ``train_on='frames'`` (the 2D configs) trains on one
 uniformly drawn frame of each clip of the batch, ``'clips'`` (the 3D config) on
-whole clips.  ``mixed_float16`` computes the networks in float16 with a loss-scale
-optimizer; the quantiser (distances, codes, its loss) and all losses stay float32.
+whole clips.  ``mixed_precision=float16`` (the original's fp16 autocast + GradScaler; the deprecated
+boolean ``mixed_float16=True`` means the same) or ``bfloat16`` computes the networks in that dtype (a
+loss-scale optimizer for float16); the quantiser (distances, codes, its loss, the codebook) and all
+losses stay float32 (models/precision.py).
 
 Codebook usage (fraction of codes hit in the step's batch) and perplexity are
 reported with the losses, so they reach TensorBoard as scalars.
@@ -110,7 +112,8 @@ class VQVAEVideoPredictionModel(VideoPredictionModel):
             grad_updates_per_step=6,  # setup.grad_updates_per_step
             max_steps=70000,  # setup.total_steps (optimizer updates)
             train_on="frames",  # "frames": one random frame per clip (RobonetImgDataset) | "clips"
-            mixed_float16=False,  # the original's fp16 autocast + GradScaler
+            # Deprecated alias (RoboNet hparams files): True = mixed_precision="float16" (models/precision.py).
+            mixed_float16=False,
             # Not in the original: "data" sets the codebook to random encoder outputs of the first training
             # batch (before step 0) instead of uniform(-1/n, 1/n), against early codebook collapse;
             # "kmeans++" draws them by k-means++ seeding (each next one with probability proportional to its
@@ -142,8 +145,9 @@ class VQVAEVideoPredictionModel(VideoPredictionModel):
         if len(hp.input_mean) != len(hp.input_std) or min(hp.input_std) <= 0:
             raise ValueError(f"input_mean and input_std must have equal lengths and std > 0, got "
                              f"{hp.input_mean} and {hp.input_std}")
-        compute_dtype = "mixed_float16" if hp.mixed_float16 else None
-        self.compute_dtype_name = "float16" if hp.mixed_float16 else "float32"
+        # dtype None: the model's mixed_precision policy, scoped by the base class (precision.py).
+        compute_dtype = None
+        self.compute_dtype_name = self.precision
         net = dict(ch=hp.ch, ch_mult=tuple(hp.ch_mult), num_res_blocks=hp.num_res_blocks,
                    attn_resolutions=tuple(hp.attn_resolutions), dropout=hp.dropout, resolution=hp.resolution,
                    z_channels=hp.z_channels, num_groups=hp.num_groups, dtype=compute_dtype)
@@ -409,9 +413,7 @@ class VQVAEVideoPredictionModel(VideoPredictionModel):
     def make_optimizer(self):
         hp = self.hparams
         optimizer = keras.optimizers.Adam(learning_rate=hp.lr, beta_1=hp.beta1, beta_2=hp.beta2, epsilon=hp.epsilon)
-        if hp.mixed_float16:
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)  # dynamic scaling, as GradScaler
-        return optimizer
+        return self.wrap_optimizer(optimizer)  # float16: dynamic loss scaling, as GradScaler
 
     def training_inputs(self, images):
         """The clips a train step fits: one random frame per clip for ``train_on='frames'``."""

@@ -199,7 +199,9 @@ class VQVAETransformerVideoPredictionModel(LatentModeMixin, VideoPredictionModel
         self._check_length(images.shape[1])
         tokens = self.encode_tokens(images)
         x = self.embed(tokens[:, :-1], 0, batch, history=tokens)
-        return self.transformer(x, training=training), tokens
+        # float32 logits whatever the compute dtype (mixed precision): the cross-entropy's log-softmax over the
+        # codebook in float32.
+        return tf.cast(self.transformer(x, training=training), tf.float32), tokens
 
     def call(self, batch, training=False):
         logits, tokens = self.token_logits(batch, training=training)
@@ -247,6 +249,7 @@ class VQVAETransformerVideoPredictionModel(LatentModeMixin, VideoPredictionModel
             logits, tokens = self.token_logits(batch, training=True)
             loss = self.token_loss(logits, tokens)
             scaled = loss / num_replicas()  # hand-reduced mean -> global-batch mean (DESIGN.md)
+            scaled = self.optimizer.scale_loss(scaled)  # float16: times the dynamic loss scale
         variables = self.trainable_variables
         self.optimizer.apply(tape.gradient(scaled, variables), variables)
         self.global_step.assign_add(1)
