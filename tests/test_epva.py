@@ -278,6 +278,19 @@ def test_van_pixel_loss():
     assert losses["l1"]["enc_pred_loss"] == losses["l2"]["enc_pred_loss"]
 
 
+def test_epva_van_loss_weight():
+    """epva_van_loss_weight (an option, default 0 = the original's epva objective): adds weight * van_loss."""
+    losses = {"enc_pred_loss": tf.constant(2.0), "van_on_enc_loss": tf.constant(0.5), "van_loss": tf.constant(0.25)}
+    objectives = {}
+    for weight in (0.0, 3.0):
+        model = EPVAVideoPredictionModel(hparams=dict(context_frames=2, sequence_length=4, model_mode="epva",
+                                                      enc_pred_loss_scale=0.1, epva_van_loss_weight=weight))
+        scale = float(model.enc_pred_loss_scale())
+        objectives[weight] = float(model.objectives(losses)["all"])
+        assert objectives[weight] == pytest.approx(2.0 * scale + 0.5 + weight * 0.25, rel=1e-6)
+    assert objectives[3.0] - objectives[0.0] == pytest.approx(0.75, rel=1e-5)
+
+
 def test_bad_frame_size():
     model = EPVAVideoPredictionModel(hparams=dict(context_frames=2, sequence_length=4))
     with pytest.raises(ValueError, match="multiple of 32"):

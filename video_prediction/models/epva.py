@@ -648,6 +648,10 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
             # Not a flag of the original: the VAN's pixel losses (van, van_on_enc, van_on_pose). 'l2' (default) is
             # the original's mean squared error; 'l1' the mean absolute error (VAN_PIXEL_LOSSES says why).
             van_pixel_loss="l2",
+            # Not a flag of the original: in 'epva' mode, adds this weight times the pixel loss of the frames decoded
+            # from the *predicted* encodings (van_loss) to the objective, so the predictor also learns through the
+            # VAN (which the reconstruction loss teaches to read the encoding).  0 (default) is the original's.
+            epva_van_loss_weight=0.0,
         )
         return hparams
 
@@ -860,7 +864,10 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
         if mode == "e2e":
             return {"all": losses["van_loss"]}
         if mode == "epva":
-            return {"all": losses["enc_pred_loss"] * self.enc_pred_loss_scale() + losses["van_on_enc_loss"]}
+            objective = losses["enc_pred_loss"] * self.enc_pred_loss_scale() + losses["van_on_enc_loss"]
+            if hp.epva_van_loss_weight:  # an option, not the original's (default 0): see default_hparams
+                objective += hp.epva_van_loss_weight * losses["van_loss"]
+            return {"all": objective}
         if mode == "individual":
             return {"enc": losses["pose_from_enc_loss"], "pred": losses["pose_from_pred_on_pose_loss"],
                     "van": losses["van_on_pose_loss"]}
