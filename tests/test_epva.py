@@ -197,6 +197,7 @@ def test_epva_loss_scale_ramp():
     (dict(discrim_context=0), "discrim_context"),
     (dict(van_output_activation="sigmoid"), "van_output_activation must be one of linear, clip"),
     (dict(van_penultimate_activation="tanh"), "van_penultimate_activation must be one of relu, linear"),
+    (dict(van_pixel_loss="huber"), "van_pixel_loss must be one of l2, l1"),
 ])
 def test_bad_hparams(hparams, message):
     with pytest.raises(ValueError, match=message):
@@ -252,6 +253,42 @@ def test_van_penultimate_activation():
         spread[activation] = float(np.abs(images[0].numpy() - images[1].numpy()).max())
     assert spread["relu"] == 0.0  # dead: the output is the same for any encoding
     assert spread["linear"] > 1e-5  # (the output layer scaled by 1e-4; the dead case is exactly 0)
+
+
+def test_van_pixel_loss():
+    """van_pixel_loss: 'l2' (the original's) is the mean squared error of the VAN's frames, 'l1' (an option) the mean
+    absolute error, for van_loss and van_on_enc_loss alike; enc_pred_loss does not change."""
+    rng = np.random.default_rng(5)
+    batch = {"images": rng.uniform(size=(2, 4, 32, 32, 1)).astype(np.float32)}
+    losses, outputs = {}, None
+    for kind in ("l2", "l1"):
+        model = EPVAVideoPredictionModel(hparams=dict(context_frames=2, sequence_length=4, enc_size=8,
+                                                      van_pixel_loss=kind))
+        model.build_from_batch(batch)
+        if outputs is None:
+            weights = model.get_weights()
+            outputs = model(batch)
+        model.set_weights(weights)
+        losses[kind] = {k: float(v) for k, v in model.named_losses(batch, outputs).items()}
+    errors = {name: outputs[name].numpy() - batch["images"][:, 1:] for name in ("gen_images", "van_on_enc")}
+    for name, loss in (("gen_images", "van_loss"), ("van_on_enc", "van_on_enc_loss")):
+        assert losses["l2"][loss] == pytest.approx(np.mean(errors[name] ** 2), rel=1e-5)
+        assert losses["l1"][loss] == pytest.approx(np.mean(np.abs(errors[name])), rel=1e-5)
+        assert abs(losses["l1"][loss] - losses["l2"][loss]) > 0.05 * losses["l2"][loss]  # far more than rel 1e-5
+    assert losses["l1"]["enc_pred_loss"] == losses["l2"]["enc_pred_loss"]
+
+
+def test_epva_van_loss_weight():
+    """epva_van_loss_weight (an option, default 0 = the original's epva objective): adds weight * van_loss."""
+    losses = {"enc_pred_loss": tf.constant(2.0), "van_on_enc_loss": tf.constant(0.5), "van_loss": tf.constant(0.25)}
+    objectives = {}
+    for weight in (0.0, 3.0):
+        model = EPVAVideoPredictionModel(hparams=dict(context_frames=2, sequence_length=4, model_mode="epva",
+                                                      enc_pred_loss_scale=0.1, epva_van_loss_weight=weight))
+        scale = float(model.enc_pred_loss_scale())
+        objectives[weight] = float(model.objectives(losses)["all"])
+        assert objectives[weight] == pytest.approx(2.0 * scale + 0.5 + weight * 0.25, rel=1e-6)
+    assert objectives[3.0] - objectives[0.0] == pytest.approx(0.75, rel=1e-5)
 
 
 def test_bad_frame_size():

@@ -326,6 +326,14 @@ VAN_PENULTIMATE_ACTIVATIONS = {"relu": "relu", "linear": None}
 VAN_OUTPUT_ACTIVATIONS = {"linear": tf.identity, "clip": straight_through_clip01}
 
 
+#: ``van_pixel_loss``, the element-wise error of the VAN's pixel losses: ``l2`` (squared) is the original's.  Where the
+#: digit's next position is uncertain, the squared error's optimum is the mean over positions, a grey haze over the
+#: whole region, while the absolute error's optimum is the per-pixel median, black wherever the digit is more likely
+#: absent than present.  ``l1`` (not in the original) therefore keeps a black background black, which SSIM on
+#: mostly-black frames (Moving MNIST) needs.
+VAN_PIXEL_LOSSES = {"l2": tf.square, "l1": tf.abs}
+
+
 class VANDecoder(keras.layers.Layer):
     """``van_dec``: map -> (image composited on the first frame, sigmoid mask)."""
 
@@ -579,6 +587,8 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
         if hp.van_penultimate_activation not in VAN_PENULTIMATE_ACTIVATIONS:
             raise ValueError(f"van_penultimate_activation must be one of {', '.join(VAN_PENULTIMATE_ACTIVATIONS)}, "
                              f"got {hp.van_penultimate_activation!r}")
+        if hp.van_pixel_loss not in VAN_PIXEL_LOSSES:
+            raise ValueError(f"van_pixel_loss must be one of {', '.join(VAN_PIXEL_LOSSES)}, got {hp.van_pixel_loss!r}")
         for key in ("enc_keep_prob", "van_keep_prob"):
             if not 0.0 < getattr(hp, key) <= 1.0:
                 raise ValueError(f"{key} must be in (0, 1], got {getattr(hp, key)}")
@@ -637,6 +647,13 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
             # Not a flag of the original: 'linear' drops the ReLU of the VAN decoder's layer before its output
             # layer (VAN_PENULTIMATE_ACTIVATIONS says why); 'relu' (default) is the original's.
             van_penultimate_activation="relu",
+            # Not a flag of the original: the VAN's pixel losses (van, van_on_enc, van_on_pose). 'l2' (default) is
+            # the original's mean squared error; 'l1' the mean absolute error (VAN_PIXEL_LOSSES says why).
+            van_pixel_loss="l2",
+            # Not a flag of the original: in 'epva' mode, adds this weight times the pixel loss of the frames decoded
+            # from the *predicted* encodings (van_loss) to the objective, so the predictor also learns through the
+            # VAN (which the reconstruction loss teaches to read the encoding).  0 (default) is the original's.
+            epva_van_loss_weight=0.0,
         )
         return hparams
 
@@ -826,11 +843,12 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
         losses = {}
         diff = outputs["encodings"][:, 1:] - outputs["predictions"]  # no stop-gradient (trap §8.8)
         losses["enc_pred_loss"] = tf.reduce_mean(tf.abs(diff) if hp.enc_pred_use_l1_loss else tf.square(diff))
-        losses["van_loss"] = tf.reduce_mean(tf.square(outputs["gen_images"] - targets))
+        pixel_loss = VAN_PIXEL_LOSSES[hp.van_pixel_loss]
+        losses["van_loss"] = tf.reduce_mean(pixel_loss(outputs["gen_images"] - targets))
         if "van_on_enc" in outputs:
-            losses["van_on_enc_loss"] = tf.reduce_mean(tf.square(outputs["van_on_enc"] - targets))
+            losses["van_on_enc_loss"] = tf.reduce_mean(pixel_loss(outputs["van_on_enc"] - targets))
         if "van_on_pose" in outputs:
-            losses["van_on_pose_loss"] = tf.reduce_mean(tf.square(outputs["van_on_pose"] - targets))
+            losses["van_on_pose_loss"] = tf.reduce_mean(pixel_loss(outputs["van_on_pose"] - targets))
         pose_size = self.pose_size
         if hp.enc_size >= pose_size:  # else the original's shape check returns 0
             losses["pose_from_enc_loss"] = pose_loss(outputs["encodings"][..., :pose_size], poses)
@@ -848,7 +866,10 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
         if mode == "e2e":
             return {"all": losses["van_loss"]}
         if mode == "epva":
-            return {"all": losses["enc_pred_loss"] * self.enc_pred_loss_scale() + losses["van_on_enc_loss"]}
+            objective = losses["enc_pred_loss"] * self.enc_pred_loss_scale() + losses["van_on_enc_loss"]
+            if hp.epva_van_loss_weight:  # an option, not the original's (default 0): see default_hparams
+                objective += hp.epva_van_loss_weight * losses["van_loss"]
+            return {"all": objective}
         if mode == "individual":
             return {"enc": losses["pose_from_enc_loss"], "pred": losses["pose_from_pred_on_pose_loss"],
                     "van": losses["van_on_pose_loss"]}
