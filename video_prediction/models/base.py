@@ -420,9 +420,9 @@ def recompute_step(step_fn, variables):
     step's activations), for one more forward pass of the loop.  Works in both loop forms
     (:func:`unroll_remaining_steps`: the recomputation of a ``tf.while_loop`` step runs in the loop's gradient).
 
-    ``variables``: the Keras variables the step reads (e.g. ``cell.variables``).  Their values are read once
-    per step outside the recomputed function and passed into it (a ``keras.StatelessScope`` maps each
-    variable to its value there): a recomputation inside a ``tf.while_loop``'s gradient may not read a
+    ``variables``: the Keras variables the step reads (e.g. ``cell.variables``).  Their values are read once,
+    when this is called (call it before the loop), and passed into the recomputed function (a
+    ``keras.StatelessScope`` maps each variable to its value there): a recomputation inside a ``tf.while_loop``'s gradient may not read a
     variable itself (TF's while-loop gradient cannot capture the handle: "... is in list of internal_captures
     but not in internal_capture_to_output"), and the variables' gradients flow back through those reads.
 
@@ -439,15 +439,16 @@ def recompute_step(step_fn, variables):
       assignment would be dropped.
     """
     variables = [v for v in variables if tf.as_dtype(v.dtype).is_floating]
+    # The raw (not autocast) value of each variable, read once here, before the loop: a loop invariant of a
+    # tf.while_loop, which its gradient does not store per iteration (a read inside the loop body would be
+    # kept once per step: T copies of the weights).
+    values = [tf.convert_to_tensor(v._value if isinstance(getattr(v, "_value", None), tf.Variable) else v.value)
+              for v in variables]
 
     def wrapped(t, inputs, state):
         structure = (inputs, state)
         leaves = [tf.convert_to_tensor(x) for x in tf.nest.flatten(structure)]
         floating = [x.dtype.is_floating for x in leaves]
-        # The raw (not autocast) value of each variable, read here in the loop's forward step.
-        values = [tf.convert_to_tensor(getattr(v, "_value", None) if isinstance(getattr(v, "_value", None),
-                                                                               tf.Variable) else v.value)
-                  for v in variables]
         outputs_info = {}
 
         @tf.recompute_grad

@@ -334,6 +334,9 @@ class ConvLSTMCDNAModel(SAVPFamilyModel):
                 inputs["latent"] = latents[t] if time_variant else latents
             return inputs
 
+        with keras.name_scope(self.cell.name):  # step 0 creates the cell's weights under its name
+            carry = dict(self.cell.initial_carry(batch_size, initial_state), gen_image=tf.zeros_like(images[0]))
+            first_outputs, carry = cell_step(tf.constant(0), step_inputs(0), carry)  # never recomputed
         # recompute_steps (issue 18): latents are inputs of the recomputed step (their gradient flows); the
         # random draws (latents, the schedule-sampling mask) happen before the loop.
         recomputed = self.recomputed_if_asked(cell_step, self.cell.variables, training)
@@ -341,9 +344,6 @@ class ConvLSTMCDNAModel(SAVPFamilyModel):
         def step(t, carry):
             return recomputed(t, step_inputs(t), carry)
 
-        with keras.name_scope(self.cell.name):  # step 0 creates the cell's weights under its name
-            carry = dict(self.cell.initial_carry(batch_size, initial_state), gen_image=tf.zeros_like(images[0]))
-            first_outputs, carry = cell_step(tf.constant(0), step_inputs(0), carry)  # never recomputed
         static_steps = images.shape[0] - 1 if images.shape[0] is not None else None
         # The time_loop hparam (issue 18, SAVPFamilyModel): a tf.while_loop or a Python unroll, in training,
         # evaluation and generation alike.
