@@ -422,9 +422,10 @@ def recompute_step(step_fn, variables):
 
     ``variables``: the Keras variables the step reads (e.g. ``cell.variables``).  Their values are read once,
     when this is called (call it before the loop), and passed into the recomputed function (a
-    ``keras.StatelessScope`` maps each variable to its value there): a recomputation inside a ``tf.while_loop``'s gradient may not read a
-    variable itself (TF's while-loop gradient cannot capture the handle: "... is in list of internal_captures
-    but not in internal_capture_to_output"), and the variables' gradients flow back through those reads.
+    ``keras.StatelessScope`` maps each variable to its value there): a recomputation inside a
+    ``tf.while_loop``'s gradient may not read a variable itself (TF's while-loop gradient cannot capture the
+    handle: "... is in list of internal_captures but not in internal_capture_to_output"), and the variables'
+    gradients flow back through those reads.
 
     What the caller must ensure:
 
