@@ -218,6 +218,14 @@ class BaseVideoPredictionModel(ClipLengthsMixin, keras.Model):
             return "python"
         return self.hparams.time_loop
 
+    def recomputed_if_asked(self, step_fn, variables, training):
+        """``step_fn(t, inputs, state)`` wrapped by :func:`recompute_step` (``variables``: those the step reads)
+        in training when the ``recompute_steps`` hparam is true (issue 18); otherwise unchanged (evaluation and
+        generation take no gradient)."""
+        if training and "recompute_steps" in self.hparams and self.hparams.recompute_steps:
+            return recompute_step(step_fn, variables)
+        return step_fn
+
     def rollout_inputs(self, batch, horizon):
         """The batch for a rollout of ``context + horizon`` frames.
 
@@ -468,6 +476,77 @@ def unroll_remaining_steps(step_fn, first_outputs, state, num_steps, static_step
     return stacked
 
 
+def check_recompute_steps(value):
+    """ValueError unless ``recompute_steps`` is a bool (the hparams parser already rejects other values)."""
+    if not isinstance(value, bool):
+        raise ValueError(f"recompute_steps must be true or false; got {value!r}")
+    return value
+
+
+def recompute_step(step_fn, variables):
+    """``step_fn(t, inputs, state) -> (outputs, new_state)`` whose activations are recomputed in the backward
+    pass (``tf.recompute_grad``; the ``recompute_steps`` hparam, issue 18 "Memory at the published batch sizes").
+
+    Without it a gradient keeps every intermediate tensor of every step of the time loop until the backward
+    pass; with it only each step's inputs and state are kept, and the step runs again (under a local tape)
+    when its gradient is needed: peak memory falls from O(T x activations of a step) to O(T x state + one
+    step's activations), for one more forward pass of the loop.  Works in both loop forms
+    (:func:`unroll_remaining_steps`: the recomputation of a ``tf.while_loop`` step runs in the loop's gradient).
+
+    ``variables``: the Keras variables the step reads (e.g. ``cell.variables``).  Their values are read once,
+    when this is called (call it before the loop), and passed into the recomputed function (a
+    ``keras.StatelessScope`` maps each variable to its value there): a recomputation inside a
+    ``tf.while_loop``'s gradient may not read a variable itself (TF's while-loop gradient cannot capture the
+    handle: "... is in list of internal_captures but not in internal_capture_to_output"), and the variables'
+    gradients flow back through those reads.
+
+    What the caller must ensure:
+
+    * every tensor a gradient must flow into is in ``inputs`` or ``state`` (nested structures; their floating
+      leaves become the arguments of the recomputed function).  Tensors ``step_fn`` reads from its closure
+      are constants for the gradient (fine for data such as the ground-truth frames, wrong for latents);
+      integer/bool leaves (counters, the schedule-sampling mask) are passed through unchanged;
+    * the variables already exist (the caller runs step 0 plainly first);
+    * the step draws no random numbers of its own, or draws them statelessly from a seed in ``inputs`` (the
+      recomputation must see the same draws, or the gradient is that of another sample);
+    * the step updates no variable (e.g. BatchNorm moving averages): inside the stateless scope an
+      assignment would be dropped.
+    """
+    variables = [v for v in variables if tf.as_dtype(v.dtype).is_floating]
+    # The raw (not autocast) value of each variable, read once here, before the loop: a loop invariant of a
+    # tf.while_loop, which its gradient does not store per iteration (a read inside the loop body would be
+    # kept once per step: T copies of the weights).
+    values = [tf.convert_to_tensor(v._value if isinstance(getattr(v, "_value", None), tf.Variable) else v.value)
+              for v in variables]
+
+    def wrapped(t, inputs, state):
+        structure = (inputs, state)
+        leaves = [tf.convert_to_tensor(x) for x in tf.nest.flatten(structure)]
+        floating = [x.dtype.is_floating for x in leaves]
+        outputs_info = {}
+
+        @tf.recompute_grad
+        def recomputed(*args):
+            float_leaves, variable_values = args[:len(args) - len(values)], args[len(args) - len(values):]
+            float_iter = iter(float_leaves)
+            rebuilt = [next(float_iter) if is_float else x for x, is_float in zip(leaves, floating)]
+            step_inputs, step_state = tf.nest.pack_sequence_as(structure, rebuilt)
+            with keras.StatelessScope(state_mapping=list(zip(variables, variable_values))):
+                result = step_fn(t, step_inputs, step_state)
+            flat = [tf.convert_to_tensor(x) for x in tf.nest.flatten(result)]
+            if not outputs_info:  # the forward call (later calls are recomputations in the gradient)
+                outputs_info.update(structure=result, flat=flat)
+            # Only floating outputs go through the custom gradient; the others (counters) are taken from the
+            # forward call below.
+            return [x for x in flat if x.dtype.is_floating]
+
+        float_outputs = iter(recomputed(*[x for x, is_float in zip(leaves, floating) if is_float], *values))
+        flat = [next(float_outputs) if x.dtype.is_floating else x for x in outputs_info["flat"]]
+        return tf.nest.pack_sequence_as(outputs_info["structure"], flat)
+
+    return wrapped
+
+
 # Hparams of the original's VideoPredictionModel (specs/savp.md §3.2) beyond those of
 # VideoPredictionModel above; weights of terms a model cannot produce must stay 0.
 SAVP_FAMILY_LOSS_HPARAMS = dict(
@@ -513,6 +592,7 @@ class SAVPFamilyModel(VideoPredictionModel):
         super().__init__(hparams_dict=hparams_dict, hparams=hparams, name=name, **kwargs)
         hp = self.hparams
         check_time_loop(hp.time_loop)
+        check_recompute_steps(hp.recompute_steps)
         for key in self.unsupported_weights:
             if getattr(hp, key):
                 raise ValueError(f"{key} must be 0 for {type(self).__name__} (the model has no output for it)")
@@ -526,6 +606,8 @@ class SAVPFamilyModel(VideoPredictionModel):
         # Added (issue 18): how the generator's T-1 steps run in training, evaluation and generation
         # (TIME_LOOPS above); not an hparam of the original, which unrolled in Python (TF1 graph).
         hparams.update(time_loop="while")
+        # Added (issue 18): recompute each step's activations in the backward pass (recompute_step below).
+        hparams.update(recompute_steps=False)
         return hparams
 
     def current_kl_weight(self):

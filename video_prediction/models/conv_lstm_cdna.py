@@ -331,21 +331,32 @@ class ConvLSTMCDNAModel(SAVPFamilyModel):
         latents = None if latents is None else tf.cast(latents, dtype)
         time_variant = latents is not None and len(latents.shape) == 5
 
-        def step(t, carry):
+        def cell_step(t, inputs, carry):
             # schedule sampling: the ground-truth frame or the previous prediction
-            image = tf.where(ground_truth[t][:, None, None, None], images[t], carry["gen_image"])
-            inputs = dict(image=image, first_image=images[0])
+            inputs = dict(inputs)
+            image = tf.where(inputs.pop("ground_truth")[:, None, None, None], inputs["image"], carry["gen_image"])
+            outputs, new_carry = self.cell.step(dict(inputs, image=image, first_image=images[0]), carry)
+            new_carry["gen_image"] = outputs["gen_images"]
+            return outputs, new_carry
+
+        def step_inputs(t):
+            inputs = dict(image=images[t], ground_truth=ground_truth[t])
             if actions is not None:
                 inputs["action"] = actions[t]
             if latents is not None:
                 inputs["latent"] = latents[t] if time_variant else latents
-            outputs, new_carry = self.cell.step(inputs, carry)
-            new_carry["gen_image"] = outputs["gen_images"]
-            return outputs, new_carry
+            return inputs
 
         with keras.name_scope(self.cell.name):  # step 0 creates the cell's weights under its name
             carry = dict(self.cell.initial_carry(batch_size, initial_state), gen_image=tf.zeros_like(images[0]))
-            first_outputs, carry = step(tf.constant(0), carry)
+            first_outputs, carry = cell_step(tf.constant(0), step_inputs(0), carry)  # never recomputed
+        # recompute_steps (issue 18): latents are inputs of the recomputed step (their gradient flows); the
+        # random draws (latents, the schedule-sampling mask) happen before the loop.
+        recomputed = self.recomputed_if_asked(cell_step, self.cell.variables, training)
+
+        def step(t, carry):
+            return recomputed(t, step_inputs(t), carry)
+
         static_steps = images.shape[0] - 1 if images.shape[0] is not None else None
         # The time_loop hparam (issue 18, SAVPFamilyModel): a tf.while_loop or a Python unroll, in training,
         # evaluation and generation alike.

@@ -28,7 +28,7 @@ from video_prediction.layers.mspred_layers import (
     DCGANDecoder, DCGANEncoder, ConvLSTMPredictor, DeconvHead, GaussianConvLSTM, VGGDecoder, VGGEncoder,
     register, upsample_nearest,
 )
-from video_prediction.models.base import VideoPredictionModel, check_time_loop, num_replicas
+from video_prediction.models.base import VideoPredictionModel, check_recompute_steps, check_time_loop, num_replicas
 
 NUM_LEVELS = 3  # the original asserts num_hierarch == 3
 
@@ -125,6 +125,9 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
             latent_mode="sample",  # "sample" | "mean": z = mu at inference (parity, --latent_mode)
             # Added (issue 18): the steps after the context in one tf.while_loop ("while") or unrolled ("python")
             time_loop="while",
+            # Added (issue 18): recompute each step after the context in the backward pass (models/base.py
+            # recompute_step); needs batch_norm_batch_stats (a recomputed step may update no moving statistics)
+            recompute_steps=False,
             # losses (§4.1)
             reconst_losses=["mse", "mse", "mse"],  # mse | mae | weighted_kpoint_loss | cross_entropy
             alphas=[0.2, 0.5, 0.5],
@@ -178,6 +181,10 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
             raise ValueError(f"latent_mode must be 'sample' or 'mean', got {hp.latent_mode!r}")
         self.latent_mode = hp.latent_mode
         check_time_loop(hp.time_loop)
+        check_recompute_steps(hp.recompute_steps)
+        if hp.recompute_steps and not hp.batch_norm_batch_stats:
+            raise ValueError("recompute_steps=true needs batch_norm_batch_stats=true (a recomputed step would "
+                             "update the BatchNorm moving statistics a second time)")
         num_layers = hp.num_layers if len(hp.num_layers) == NUM_LEVELS else list(hp.num_layers[:1]) * NUM_LEVELS
         bs = hp.batch_norm_batch_stats
         if hp.enc_dec_type == "dcgan":
@@ -242,11 +249,31 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
             prior_in = tf.concat([prior_in] + upper, axis=-1)
         return post_in, prior_in
 
-    def _latent(self, mu, logvar, training):
+    #: Whether the steps after the context draw their latents' noise statelessly from per-step seeds (always
+    #: with ``recompute_steps`` in training: a recomputed step must draw the same noise again).
+    stateless_latent_draws = False
+
+    def _latent(self, mu, logvar, training, seed=None):
         # Sampled in float32 from the float32 mu / logvar, then in the layers' compute dtype (mixed precision).
         if self.latent_mode == "mean" and not training:
             return tf.cast(mu, self.precision)
-        return tf.cast(mu + tf.exp(0.5 * logvar) * tf.random.normal(tf.shape(mu)), self.precision)
+        if seed is not None:
+            noise = tf.random.stateless_normal(tf.shape(mu), seed=seed)
+        else:
+            noise = tf.random.normal(tf.shape(mu))
+        return tf.cast(mu + tf.exp(0.5 * logvar) * noise, self.precision)
+
+    def _recomputing(self, training):
+        return bool(training and self.hparams.recompute_steps)
+
+    def _step_variables(self):
+        """The variables a step after the context reads (for recompute_step)."""
+        layers = [self.encoder, self.decoder, *self.predictors]
+        if self.hparams.stochastic_latents:
+            layers += [*self.posteriors, *self.priors]
+        if self.hparams.aux_outputs:
+            layers += list(self.heads)
+        return [v for layer in layers for v in layer.variables]
 
     def call(self, inputs, training=False):
         hp = self.hparams
@@ -279,7 +306,7 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
         # time_loop="python" (with a static T) unrolls every step; otherwise only the context steps are
         # unrolled here and the rest run in _loop_after_context's tf.while_loop.
         num_steps = tf.shape(images)[1] - 1
-        if self.time_loop_for(training) == "python" and length is not None:
+        if self.time_loop_for(training) == "python" and length is not None and not self._recomputing(training):
             python_steps = length - 1
         else:
             python_steps = context if length is None else min(context, length - 1)
@@ -383,7 +410,10 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
         """Steps C .. T-2 in one ``tf.while_loop`` (``time_loop="while"``), from the carry of the Python-unrolled
         context steps.  Same step as ``call``'s: each level ticks when ``t % p_h == 0`` (``tf.cond``); every
         layer was built during the context.  Per-level stats and head outputs go into ``[num_preds, ...]``
-        buffers at their running count (the Python unroll keeps at most num_preds of each)."""
+        buffers at their running count (the Python unroll keeps at most num_preds of each).
+
+        With ``recompute_steps`` (training) each step is recomputed in the backward pass (models/base.py
+        ``recompute_step``); ``time_loop="python"`` then runs this same step unrolled in Python."""
         hp = self.hparams
         context, num_preds, periods = self.context_frames, hp.num_preds, hp.periods
         stochastic = hp.stochastic_latents
@@ -412,10 +442,26 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                               for h in range(NUM_LEVELS)]
         if aux:
             state["heads"] = [buffer(head_outputs[h - 1], head_outputs[h - 1][0]) for h in range(1, NUM_LEVELS)]
-        frames = tf.TensorArray(context_frames[-1].dtype, size=num_steps - context,
-                                element_shape=context_frames[-1].shape)
+        stateless = self.stateless_latent_draws or self._recomputing(training)
+        if stateless:  # one stateful draw; each step's seed folds in t (the recomputation redraws the same)
+            base_seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
 
-        def body(t, state, frames):
+        def step_inputs(t):
+            # The last context frame's residual features are an input (their gradient must flow into the encoder).
+            inputs = dict(residuals=list(residuals))
+            if stochastic:
+                inputs["target"] = images[:, t + 1]
+            if stateless:
+                inputs["seed"] = tf.random.experimental.stateless_fold_in(base_seed, t)
+            return inputs
+
+        def step(t, inputs, state):
+            """Step t after the context: ``(frame, new state)``."""
+            residuals = inputs["residuals"]
+
+            def draw_seed(h, k):
+                return tf.random.experimental.stateless_fold_in(inputs["seed"], 2 * h + k) if stateless else None
+
             pred_feats, pred_states = list(state["pred_feats"]), list(state["pred_states"])
             if hp.autoreg_mode == "LAST_PRED_FEATS":
                 level_inputs = list(pred_feats)
@@ -423,7 +469,7 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                 level_inputs, _ = self._encode_levels(state["last_frame"], training)
             new = {}
             if stochastic:
-                target_inputs = self._encode_levels(images[:, t + 1], training)[0]
+                target_inputs = self._encode_levels(inputs["target"], training)[0]
                 latents = list(state["latents"])
                 post_states, prior_states = list(state["post_states"]), list(state["prior_states"])
                 prior_cache, post_ticks = list(state["prior_cache"]), list(state["post_ticks"])
@@ -432,11 +478,11 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                     def tick(h=h):
                         post_in, prior_in = self._latent_inputs(h, target_inputs, level_inputs, latents)
                         mu_post, logvar_post, post_state = self.posteriors[h](post_in, post_states[h])
-                        z_post = self._latent(mu_post, logvar_post, training)
+                        z_post = self._latent(mu_post, logvar_post, training, draw_seed(h, 0))
 
                         def prior_tick():
                             mu, logvar, prior_state = self.priors[h](prior_in, prior_states[h])
-                            return (self._latent(mu, logvar, training), mu, logvar), prior_state
+                            return (self._latent(mu, logvar, training, draw_seed(h, 1)), mu, logvar), prior_state
 
                         prior_ticks = (post_ticks[h] % periods[h] == 0 if hp.prior_double_gating
                                        else tf.constant(True))
@@ -483,11 +529,27 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                             buf, count, self.heads[h - 1](head_inputs[h - 1], training=training), tf.constant(True)),
                         lambda buf=buf, count=count: (buf, count))
                 new["heads"] = heads
-            return t + 1, new, frames.write(t - context, frame)
+            return frame, new
 
-        _, state, frames = tf.while_loop(lambda t, *_: t < num_steps, body, (tf.constant(context), state, frames),
-                                         maximum_iterations=num_steps - context)
-        later = tf.transpose(frames.stack(), [1, 0, 2, 3, 4])
+        step = self.recomputed_if_asked(step, self._step_variables(), training)
+        if self.time_loop_for(training) == "python" and length is not None:  # (only with recompute_steps)
+            later = []
+            for t in range(context, length - 1):
+                frame, state = step(tf.constant(t), step_inputs(t), state)
+                later.append(frame)
+            later = tf.stack(later, axis=1)
+        else:
+            frames = tf.TensorArray(context_frames[-1].dtype, size=num_steps - context,
+                                    element_shape=context_frames[-1].shape)
+
+            def body(t, state, frames):
+                frame, new = step(t, step_inputs(t), state)
+                return t + 1, new, frames.write(t - context, frame)
+
+            _, state, frames = tf.while_loop(lambda t, *_: t < num_steps, body,
+                                             (tf.constant(context), state, frames),
+                                             maximum_iterations=num_steps - context)
+            later = tf.transpose(frames.stack(), [1, 0, 2, 3, 4])
         gen_images = tf.concat([tf.stack(context_frames, axis=1), later], axis=1)
         if length is not None:
             gen_images.set_shape([None, length - 1] + gen_images.shape[2:].as_list())

@@ -783,8 +783,12 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
         static_steps = images.shape[0] - 1 if images.shape[0] is not None else None
         # The time_loop hparam (issue 18): one tf.while_loop (default) or a Python unroll, in training,
         # evaluation and generation alike.
+        # recompute_steps (issue 18): the step's inputs (latents) are arguments of the recomputed function so
+        # that their gradients flow; the random draws (latents, schedule-sampling mask) happen before the loop.
+        step = self.recomputed_if_asked(lambda t, inputs, state: self.cell.step(t, inputs, state, context),
+                                        self.cell.variables, training)
         outputs = unroll_remaining_steps(
-            lambda t, state: self.cell.step(t, step_inputs(t), state, context), first_outputs, state, num_steps,
+            lambda t, state: step(t, step_inputs(t), state), first_outputs, state, num_steps,
             static_steps, self.time_loop_for(training))
         return self._with_sampling_mean(outputs, ground_truth, num_steps, batch_size)
 
