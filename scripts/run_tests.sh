@@ -9,7 +9,7 @@ bash scripts/setup_env.sh
 export TF_CPP_MIN_LOG_LEVEL=2
 workers=${VP_TEST_WORKERS:-2}
 if [ "$workers" -gt 1 ]; then
-  python -m pytest -q -n "$workers" --dist loadfile "$@"
+  python -m pytest -q -n "$workers" --dist loadfile --durations=25 "$@"
 else
-  python -m pytest -q "$@"
+  python -m pytest -q --durations=25 "$@"
 fi
