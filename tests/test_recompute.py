@@ -70,8 +70,8 @@ def traced_losses_and_gradients(model, calls, variables):
     return call
 
 
-def check_same(model, batch, calls, variables, other_batch, grad_atol=1e-5):
-    """Plain vs recomputed: every loss (rtol 1e-6) and every gradient (rtol 1e-5, atol ``grad_atol`` x the
+def check_same(model, batch, calls, variables, other_batch, grad_atol=1e-5, loss_rtol=1e-6):
+    """Plain vs recomputed: every loss (``loss_rtol``) and every gradient (rtol 1e-5, atol ``grad_atol`` x the
     largest gradient); another input moves a loss and a gradient by > 100 x those tolerances."""
     with_hparams(model, recompute_steps=False)
     plain_losses, plain_grads = traced_losses_and_gradients(model, calls, variables)(batch)
@@ -80,13 +80,13 @@ def check_same(model, batch, calls, variables, other_batch, grad_atol=1e-5):
     losses, grads = recomputed(batch)
     assert sorted(losses) == sorted(plain_losses)
     for key, value in plain_losses.items():
-        np.testing.assert_allclose(losses[key], value, rtol=1e-6, atol=1e-9, err_msg=key)
+        np.testing.assert_allclose(losses[key], value, rtol=loss_rtol, atol=1e-9, err_msg=key)
     scale = max(np.abs(g).max() for g in plain_grads)
     assert scale > 0 and len(grads) == len(plain_grads)
     for a, b in zip(grads, plain_grads):
         np.testing.assert_allclose(a, b, atol=grad_atol * scale, rtol=1e-5)
     other_losses, other_grads = recomputed(other_batch)
-    assert max(abs(other_losses[k] - v) / abs(v) for k, v in plain_losses.items() if v) > 1e-4
+    assert max(abs(other_losses[k] - v) / abs(v) for k, v in plain_losses.items() if v) > 100 * loss_rtol
     assert max(np.abs(a - b).max() for a, b in zip(other_grads, plain_grads)) > 100 * grad_atol * scale
 
 
@@ -129,9 +129,10 @@ def test_mspred_gradients_equal_with_recompute(ordered_draws, time_loop):
     model.build_from_batch(batch)
     model.stateless_latent_draws = True
     # The Python form with recompute_steps runs the while loop's step function unrolled, not call()'s own
-    # unroll: the same computation in another order (found: gradients equal to 2e-5 of the largest).
+    # unroll: the same computation in another order (found: gradients equal to 2e-5 of the largest, a level-0
+    # reconstruction loss to 1.3e-6 relative in one CI run).
     check_same(model, batch, ordered_draws, model.trainable_variables, {"images": batch["images"] * 0.3},
-               grad_atol=1e-5 if time_loop == "while" else 1e-4)
+               grad_atol=1e-5 if time_loop == "while" else 1e-4, loss_rtol=1e-6 if time_loop == "while" else 1e-5)
 
 
 def test_bad_recompute_steps_is_one_clear_error():
