@@ -395,9 +395,9 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                 dec_feats = list(pred_feats)
             frame, activations = self.decoder(dec_feats[2], [residuals[0], dec_feats[0], dec_feats[1]],
                                               training=training)
-            if horizons and t > horizons[0]:
-                # prune_backward: an unsupervised frame (the rest of this step's level-0 work is not on the
-                # loss's path once the frame is cut: the tape leaves it out)
+            if horizons and not context - 1 <= t <= horizons[0]:
+                # prune_backward: a frame no loss reads (before C-1 no level reads it back either, and after
+                # the context only LAST_PRED_FRAME would; the tape then leaves out the work that only led to it)
                 frame = tf.stop_gradient(frame)
             gen_images.append(frame)
 
@@ -583,11 +583,26 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
         def live_at(t):
             return tuple(horizons is None or t <= horizons[h] for h in range(NUM_LEVELS))
 
+        def ticking(t, levels):
+            """Whether one of ``levels`` (> 0) ticks or calls its head at step t (a bool tensor for a tensor t)."""
+            return functools.reduce(tf.logical_or if tf.is_tensor(t) else lambda a, b: a or b,
+                                    [(t % periods[h] == 0) | ((t - (context - 1)) % periods[h] == 0)
+                                     if tf.is_tensor(t) else t % periods[h] == 0 or (t - (context - 1)) % periods[h] == 0
+                                     for h in levels])
+
+        def upper_levels_only(live):
+            """After level 0's horizon a step in which no live level ticks or calls its head passes the live
+            levels' states through unchanged: nothing of it reaches the loss (``horizons``)."""
+            return horizons is not None and not live[0] and any(live)
+
         variables = self._step_variables()
         if self.time_loop_for(training) == "python" and length is not None:  # (only with recompute_steps)
             later = []
             for t in range(context, length - 1):
-                live_step = self.recomputed_if_asked(functools.partial(step, live=live_at(t)), variables, training)
+                live = live_at(t)
+                if upper_levels_only(live) and not ticking(t, [h for h in range(1, NUM_LEVELS) if live[h]]):
+                    live = (False,) * NUM_LEVELS
+                live_step = self.recomputed_if_asked(functools.partial(step, live=live), variables, training)
                 frame, state = live_step(tf.constant(t), step_inputs(t), state)
                 later.append(frame)
             later = tf.stack(later, axis=1)
@@ -602,8 +617,19 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                 parts = list(zip(bounds[:-1], bounds[1:]))
             t = tf.constant(context)
             for start, end in parts:
-                live_step = self.recomputed_if_asked(functools.partial(step, live=live_at(start)), variables,
-                                                     training)
+                live = live_at(start)
+                live_step = self.recomputed_if_asked(functools.partial(step, live=live), variables, training)
+                if upper_levels_only(live) and not self._recomputing(training):
+                    # a tf.cond between the step and the same step cut from the gradient: the cond's gradient
+                    # runs only the taken branch's backward (levels 1-2 tick every 4th / 8th step on Moving MNIST).
+                    # Not with recompute_steps: TF cannot differentiate a recomputed step inside a cond in a loop.
+                    dead_step = self.recomputed_if_asked(functools.partial(step, live=(False,) * NUM_LEVELS),
+                                                         variables, training)
+
+                    def live_step(t, inputs, state, live_step=live_step, dead_step=dead_step,
+                                  levels=[h for h in range(1, NUM_LEVELS) if live[h]]):
+                        return tf.cond(ticking(t, levels), lambda: live_step(t, inputs, state),
+                                       lambda: dead_step(t, inputs, state))
 
                 def body(t, state, frames, live_step=live_step):
                     frame, new = live_step(t, step_inputs(t), state)
