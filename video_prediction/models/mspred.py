@@ -568,7 +568,8 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
             frame = cut(0, frame)  # read by no level (LAST_PRED_FEATS whenever horizons are given)
             new.update(pred_feats=pred_feats, pred_states=pred_states, last_frame=frame)
             if aux:
-                head_inputs = [activations[1], activations[0]]
+                # (cut: the head's tf.cond would otherwise send zeros back through the decoder)
+                head_inputs = [cut(1, activations[1]), cut(2, activations[0])]
                 heads = list(state["heads"])
                 for h in range(1, NUM_LEVELS):
                     buf, count = heads[h - 1]
