@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from test_recompute import ordered_draws  # noqa: F401 (a fixture)
 from torch_pth_writer import save_pth
 from video_prediction.models import get_model_class
 from video_prediction.models.mspred import (
@@ -69,6 +70,41 @@ def test_forward_outputs_and_train_step():
     a = model(batch, training=False)["gen_images"].numpy()
     b = model(batch, training=False)["gen_images"].numpy()
     np.testing.assert_allclose(a, b)  # deterministic with latents at their means
+
+
+def test_gradient_horizons_of_the_shipped_config_and_where_nothing_is_pruned():
+    """Moving MNIST (C=17, N=5, periods 1/4/8, T=57): level 0's last supervised frame is predicted at step 20,
+    level 1's last head call and kept KL tick are at step 32, level 2's at 48 (the original's autograd
+    differentiates the same steps: 84 = 21 x 4 backward calls of level 0's predictor convolution per step)."""
+    root = os.path.join(os.path.dirname(__file__), "..", "hparams", "moving_mnist", "mspred")
+    hparams = {**json.load(open(os.path.join(root, "model_hparams.json"))),
+               **json.load(open(os.path.join(root, "dataset_hparams.json")))}
+    model = get_model_class("mspred")(hparams_dict=hparams)
+    assert model.gradient_horizons(57) == [20, 32, 48]
+    assert model.gradient_horizons(None) is None  # a symbolic length: one loop, every step differentiated
+    for updates in (dict(prune_backward=False), dict(autoreg_mode="LAST_PRED_FRAME")):
+        assert get_model_class("mspred")(hparams_dict={**hparams, **updates}).gradient_horizons(57) is None
+
+
+@pytest.mark.parametrize("time_loop", ["while", "python"])
+def test_prune_backward_gives_the_same_losses_and_gradients(ordered_draws, monkeypatch, time_loop):
+    """prune_backward (default) only leaves out backward work whose gradients are zeros: losses and gradients
+    equal those of the fully differentiated step (heads and KL of every level supervised); the while form
+    runs one loop per run of steps with the same live levels (here 4: step 3 all levels, 4 levels 1-2, 5-8
+    level 2, 9-10 none) instead of one."""
+    from test_recompute import check_same
+
+    loops, while_loop = [], tf.while_loop
+    monkeypatch.setattr(tf, "while_loop", lambda *args, **kwargs: loops.append(1) or while_loop(*args, **kwargs))
+    batch = tiny_batch(length=12)
+    model = get_model_class("mspred")(hparams_dict=dict(TINY, sequence_length=12, time_loop=time_loop))
+    model.build_from_batch(batch)
+    model.stateless_latent_draws = True
+    assert model.gradient_horizons(12) == [3, 4, 8]
+    loops.clear()
+    check_same(model, batch, ordered_draws, model.trainable_variables, tiny_batch(length=12, seed=5),
+               switch="prune_backward")
+    assert len(loops) == (1 + 4 if time_loop == "while" else 0)  # one trace each: unpruned, pruned
 
 
 def test_prior_double_gating_flag_changes_eval_predictions():

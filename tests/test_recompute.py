@@ -70,12 +70,13 @@ def traced_losses_and_gradients(model, calls, variables):
     return call
 
 
-def check_same(model, batch, calls, variables, other_batch, grad_atol=1e-5, loss_rtol=1e-6):
-    """Plain vs recomputed: every loss (``loss_rtol``) and every gradient (rtol 1e-5, atol ``grad_atol`` x the
-    largest gradient); another input moves a loss and a gradient by > 100 x those tolerances."""
-    with_hparams(model, recompute_steps=False)
+def check_same(model, batch, calls, variables, other_batch, grad_atol=1e-5, loss_rtol=1e-6, switch="recompute_steps"):
+    """Plain (hparam ``switch`` false) vs ``switch`` true (recomputed): every loss (``loss_rtol``) and every
+    gradient (rtol 1e-5, atol ``grad_atol`` x the largest gradient); another input moves a loss and a gradient
+    by > 100 x those tolerances."""
+    with_hparams(model, **{switch: False})
     plain_losses, plain_grads = traced_losses_and_gradients(model, calls, variables)(batch)
-    with_hparams(model, recompute_steps=True)
+    with_hparams(model, **{switch: True})
     recomputed = traced_losses_and_gradients(model, calls, variables)
     losses, grads = recomputed(batch)
     assert sorted(losses) == sorted(plain_losses)

@@ -21,6 +21,8 @@ Outputs of ``call`` (channels-last):
 * ``mu_post_level{h}`` etc. for the KL, stacked over the kept ticks.
 """
 
+import functools
+
 import keras
 import tensorflow as tf
 
@@ -128,6 +130,11 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
             # Added (issue 18): recompute each step after the context in the backward pass (models/base.py
             # recompute_step); needs batch_norm_batch_stats (a recomputed step may update no moving statistics)
             recompute_steps=False,
+            # Added (issue 18): the backward pass skips what reaches no loss, as torch autograd does in the
+            # original: after its last supervised output a level's steps (and the decoder's frame after level
+            # 0's N predictions) run forward only.  The gradients are the same (those paths contribute zeros);
+            # false computes them anyway.  Only with autoreg_mode LAST_PRED_FEATS and a static sequence length.
+            prune_backward=True,
             # losses (§4.1)
             reconst_losses=["mse", "mse", "mse"],  # mse | mae | weighted_kpoint_loss | cross_entropy
             alphas=[0.2, 0.5, 0.5],
@@ -218,6 +225,32 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
         length = sequence_length or self.hparams.sequence_length
         return level_target_frames(self.context_frames, self.hparams.num_preds, self.hparams.periods, length)
 
+    def gradient_horizons(self, sequence_length):
+        """Per level h, the last step whose outputs can reach the training loss (``prune_backward``), or None
+        when every step must be differentiated (``prune_backward`` off, a symbolic length, LAST_PRED_FRAME).
+
+        Level h's own outputs reach the loss up to its last supervised one: level 0's frames at steps C-1 ..
+        C-2+N (``gen_level0``), a head's N calls and a level's kept KL ticks (``_kept_counts``).  A level also
+        feeds every level below it at the same and later steps (ancestral latents; the decoder, whose stage
+        for level h is read by the heads of levels <= h), so its horizon is the maximum over itself and the
+        levels below.  The frame of a step is an output of level 0 only: with LAST_PRED_FEATS no level reads
+        it back (with LAST_PRED_FRAME every level would, so nothing is pruned there)."""
+        hp = self.hparams
+        if not hp.prune_backward or sequence_length is None or hp.autoreg_mode != "LAST_PRED_FEATS":
+            return None
+        context, num_preds, periods = self.context_frames, hp.num_preds, hp.periods
+        kept_stats, kept_heads = self._kept_counts(sequence_length)
+        steps = range(context - 1, sequence_length - 1)
+        own = []
+        for h, period in enumerate(periods):
+            last = [context - 2 + num_preds] if h == 0 else []
+            if hp.stochastic_latents:
+                last += [t for t in steps if t % period == 0][:kept_stats[h]][-1:]
+            if hp.aux_outputs and h > 0:
+                last += [t for t in steps if (t - (context - 1)) % period == 0][:kept_heads[h]][-1:]
+            own.append(max(last, default=context - 1))
+        return [max(own[:h + 1]) for h in range(NUM_LEVELS)]
+
     def torch_layers(self):
         """Original state_dict prefix -> Keras layer, for the checkpoint converter."""
         names = {}
@@ -306,6 +339,7 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
         # time_loop="python" (with a static T) unrolls every step; otherwise only the context steps are
         # unrolled here and the rest run in _loop_after_context's tf.while_loop.
         num_steps = tf.shape(images)[1] - 1
+        horizons = self.gradient_horizons(length) if training else None
         if self.time_loop_for(training) == "python" and length is not None and not self._recomputing(training):
             python_steps = length - 1
         else:
@@ -361,6 +395,10 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                 dec_feats = list(pred_feats)
             frame, activations = self.decoder(dec_feats[2], [residuals[0], dec_feats[0], dec_feats[1]],
                                               training=training)
+            if horizons and not context - 1 <= t <= horizons[0]:
+                # prune_backward: a frame no loss reads (before C-1 no level reads it back either, and after
+                # the context only LAST_PRED_FRAME would; the tape then leaves out the work that only led to it)
+                frame = tf.stop_gradient(frame)
             gen_images.append(frame)
 
             # heads (§3.6): called from t = C-1, tick every p_h calls, N outputs each
@@ -376,7 +414,7 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                 carry.update(post_states=post_states, prior_states=prior_states, prior_cache=prior_cache,
                              post_ticks=post_ticks, latents=latents, stats=stats)
             return self._loop_after_context(images, length, num_steps, carry, residuals, gen_images, head_outputs,
-                                            training)
+                                            training, horizons)
         gen_images = tf.stack(gen_images, axis=1)
         outputs = {"gen_images": gen_images,
                    "gen_level0": gen_images[:, context - 1: context - 1 + num_preds]}
@@ -406,14 +444,20 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
         return stats, heads
 
     def _loop_after_context(self, images, length, num_steps, carry, residuals, context_frames, head_outputs,
-                            training):
+                            training, horizons=None):
         """Steps C .. T-2 in one ``tf.while_loop`` (``time_loop="while"``), from the carry of the Python-unrolled
         context steps.  Same step as ``call``'s: each level ticks when ``t % p_h == 0`` (``tf.cond``); every
         layer was built during the context.  Per-level stats and head outputs go into ``[num_preds, ...]``
         buffers at their running count (the Python unroll keeps at most num_preds of each).
 
         With ``recompute_steps`` (training) each step is recomputed in the backward pass (models/base.py
-        ``recompute_step``); ``time_loop="python"`` then runs this same step unrolled in Python."""
+        ``recompute_step``); ``time_loop="python"`` then runs this same step unrolled in Python.
+
+        ``horizons`` (``gradient_horizons``, training only): the loop is split where a level's outputs stop
+        reaching the loss, and in each part the dead levels' outputs are cut from the gradient.  One loop
+        cannot do it: a while loop's gradient runs the backward of its whole body at every iteration (with
+        zero gradients where nothing reaches the loss), which is most of the step's work for MSPred, whose
+        level 0 runs 7x past its last supervised frame on Moving MNIST."""
         hp = self.hparams
         context, num_preds, periods = self.context_frames, hp.num_preds, hp.periods
         stochastic = hp.stochastic_latents
@@ -455,9 +499,13 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                 inputs["seed"] = tf.random.experimental.stateless_fold_in(base_seed, t)
             return inputs
 
-        def step(t, inputs, state):
-            """Step t after the context: ``(frame, new state)``."""
+        def step(t, inputs, state, live=(True,) * NUM_LEVELS):
+            """Step t after the context: ``(frame, new state)``.  ``live[h]`` false: level h's outputs at this
+            step reach no loss, and are cut from the gradient (``horizons``)."""
             residuals = inputs["residuals"]
+
+            def cut(h, values):
+                return values if live[h] else tf.nest.map_structure(tf.stop_gradient, values)
 
             def draw_seed(h, k):
                 return tf.random.experimental.stateless_fold_in(inputs["seed"], 2 * h + k) if stateless else None
@@ -477,11 +525,11 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                 for h in reversed(range(NUM_LEVELS)):
                     def tick(h=h):
                         post_in, prior_in = self._latent_inputs(h, target_inputs, level_inputs, latents)
-                        mu_post, logvar_post, post_state = self.posteriors[h](post_in, post_states[h])
+                        mu_post, logvar_post, post_state = cut(h, self.posteriors[h](post_in, post_states[h]))
                         z_post = self._latent(mu_post, logvar_post, training, draw_seed(h, 0))
 
                         def prior_tick():
-                            mu, logvar, prior_state = self.priors[h](prior_in, prior_states[h])
+                            mu, logvar, prior_state = cut(h, self.priors[h](prior_in, prior_states[h]))
                             return (self._latent(mu, logvar, training, draw_seed(h, 1)), mu, logvar), prior_state
 
                         prior_ticks = (post_ticks[h] % periods[h] == 0 if hp.prior_double_gating
@@ -507,7 +555,7 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                     x = level_inputs[h]
                     if stochastic:
                         x = tf.concat([x, new["latents"][h]], axis=-1)
-                    return self.predictors[h](x, pred_states[h])
+                    return cut(h, self.predictors[h](x, pred_states[h]))
 
                 pred_feats[h], pred_states[h] = tf.cond(t % periods[h] == 0, predict,
                                                         lambda h=h: (pred_feats[h], pred_states[h]))
@@ -517,9 +565,11 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                 dec_feats = list(pred_feats)
             frame, activations = self.decoder(dec_feats[2], [residuals[0], dec_feats[0], dec_feats[1]],
                                               training=training)
+            frame = cut(0, frame)  # read by no level (LAST_PRED_FEATS whenever horizons are given)
             new.update(pred_feats=pred_feats, pred_states=pred_states, last_frame=frame)
             if aux:
-                head_inputs = [activations[1], activations[0]]
+                # (cut: the head's tf.cond would otherwise send zeros back through the decoder)
+                head_inputs = [cut(1, activations[1]), cut(2, activations[0])]
                 heads = list(state["heads"])
                 for h in range(1, NUM_LEVELS):
                     buf, count = heads[h - 1]
@@ -531,24 +581,63 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                 new["heads"] = heads
             return frame, new
 
-        step = self.recomputed_if_asked(step, self._step_variables(), training)
+        def live_at(t):
+            return tuple(horizons is None or t <= horizons[h] for h in range(NUM_LEVELS))
+
+        def ticking(t, levels):
+            """Whether one of ``levels`` (> 0) ticks or calls its head at step t (a bool tensor for a tensor t)."""
+            return functools.reduce(tf.logical_or if tf.is_tensor(t) else lambda a, b: a or b,
+                                    [(t % periods[h] == 0) | ((t - (context - 1)) % periods[h] == 0)
+                                     if tf.is_tensor(t) else t % periods[h] == 0 or (t - (context - 1)) % periods[h] == 0
+                                     for h in levels])
+
+        def upper_levels_only(live):
+            """After level 0's horizon a step in which no live level ticks or calls its head passes the live
+            levels' states through unchanged: nothing of it reaches the loss (``horizons``)."""
+            return horizons is not None and not live[0] and any(live)
+
+        variables = self._step_variables()
         if self.time_loop_for(training) == "python" and length is not None:  # (only with recompute_steps)
             later = []
             for t in range(context, length - 1):
-                frame, state = step(tf.constant(t), step_inputs(t), state)
+                live = live_at(t)
+                if upper_levels_only(live) and not ticking(t, [h for h in range(1, NUM_LEVELS) if live[h]]):
+                    live = (False,) * NUM_LEVELS
+                live_step = self.recomputed_if_asked(functools.partial(step, live=live), variables, training)
+                frame, state = live_step(tf.constant(t), step_inputs(t), state)
                 later.append(frame)
             later = tf.stack(later, axis=1)
         else:
             frames = tf.TensorArray(context_frames[-1].dtype, size=num_steps - context,
                                     element_shape=context_frames[-1].shape)
+            # One loop, or (horizons) one per run of steps with the same live levels.
+            parts = [(context, num_steps)]
+            if horizons is not None:
+                cuts = sorted({h + 1 for h in horizons if context < h + 1 < length - 1})
+                bounds = [context] + cuts + [length - 1]
+                parts = list(zip(bounds[:-1], bounds[1:]))
+            t = tf.constant(context)
+            for start, end in parts:
+                live = live_at(start)
+                live_step = self.recomputed_if_asked(functools.partial(step, live=live), variables, training)
+                if upper_levels_only(live) and not self._recomputing(training):
+                    # a tf.cond between the step and the same step cut from the gradient: the cond's gradient
+                    # runs only the taken branch's backward (levels 1-2 tick every 4th / 8th step on Moving MNIST).
+                    # Not with recompute_steps: TF cannot differentiate a recomputed step inside a cond in a loop.
+                    dead_step = self.recomputed_if_asked(functools.partial(step, live=(False,) * NUM_LEVELS),
+                                                         variables, training)
 
-            def body(t, state, frames):
-                frame, new = step(t, step_inputs(t), state)
-                return t + 1, new, frames.write(t - context, frame)
+                    def live_step(t, inputs, state, live_step=live_step, dead_step=dead_step,
+                                  levels=[h for h in range(1, NUM_LEVELS) if live[h]]):
+                        return tf.cond(ticking(t, levels), lambda: live_step(t, inputs, state),
+                                       lambda: dead_step(t, inputs, state))
 
-            _, state, frames = tf.while_loop(lambda t, *_: t < num_steps, body,
-                                             (tf.constant(context), state, frames),
-                                             maximum_iterations=num_steps - context)
+                def body(t, state, frames, live_step=live_step):
+                    frame, new = live_step(t, step_inputs(t), state)
+                    return t + 1, new, frames.write(t - context, frame)
+
+                t, state, frames = tf.while_loop(lambda t, *_, end=end: t < end, body, (t, state, frames),
+                                                 maximum_iterations=end - start)
             later = tf.transpose(frames.stack(), [1, 0, 2, 3, 4])
         gen_images = tf.concat([tf.stack(context_frames, axis=1), later], axis=1)
         if length is not None:
