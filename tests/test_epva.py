@@ -198,6 +198,8 @@ def test_epva_loss_scale_ramp():
     (dict(van_output_activation="sigmoid"), "van_output_activation must be one of linear, clip"),
     (dict(van_penultimate_activation="tanh"), "van_penultimate_activation must be one of relu, linear"),
     (dict(van_pixel_loss="huber"), "van_pixel_loss must be one of l2, l1"),
+    (dict(model_mode="epva", epva_freeze_step=-1), "epva_freeze_step must be >= 0"),
+    (dict(model_mode="e2e", epva_freeze_step=10), "epva_freeze_step is an option of model_mode 'epva'"),
 ])
 def test_bad_hparams(hparams, message):
     with pytest.raises(ValueError, match=message):
@@ -289,6 +291,44 @@ def test_epva_van_loss_weight():
         objectives[weight] = float(model.objectives(losses)["all"])
         assert objectives[weight] == pytest.approx(2.0 * scale + 0.5 + weight * 0.25, rel=1e-6)
     assert objectives[3.0] - objectives[0.0] == pytest.approx(0.75, rel=1e-5)
+
+
+def test_epva_freeze_step():
+    """epva_freeze_step (an option; 0 = the original's one optimizer): the predictor has its own Adam
+    (pred_learning_rate); before the freeze step encoder, predictor and VAN all move, from it on only the predictor.
+    Run as the training loop runs it (strategy.run inside a tf.function): the optimizers' cross-replica sums must
+    stay outside the tf.cond that skips the frozen gradients."""
+    from video_prediction.training.fault_tolerance import RunState, make_train_function
+
+    rng = np.random.default_rng(3)
+    batch = {"images": rng.uniform(0, 1, (2, 4, 32, 32, 1)).astype(np.float32)}
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    with strategy.scope():
+        model = EPVAVideoPredictionModel(hparams=dict(context_frames=2, sequence_length=4, model_mode="epva",
+                                                      enc_size=8, pred_depth=2, enc_pred_loss_scale=1.0,
+                                                      epva_freeze_step=1, pred_learning_rate=1e-3,
+                                                      all_learning_rate=1e-4))
+        model.build_from_batch(batch)
+        model.make_optimizers()
+        model.build_optimizers()
+        run_state = RunState(0)
+    assert set(model.optimizers) == {"all", "pred"}
+    assert model.optimizers["pred"].learning_rate.numpy() == pytest.approx(1e-3)
+    assert model.optimizers["all"].learning_rate.numpy() == pytest.approx(1e-4)
+    all_ids = {id(v) for v in model.optimizer_variables("all")}
+    assert all_ids == {id(v) for v in model.encoder.trainable_variables + model.van.trainable_variables}
+    assert not all_ids & {id(v) for v in model.optimizer_variables("pred")}
+    train_function = make_train_function(model, strategy, run_state)
+    iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
+    groups = {"enc": model.encoder, "pred": model.predictor, "van": model.van}
+    for expected_moving in ({"enc", "pred", "van"}, {"pred"}, {"pred"}):
+        before = {k: [v.numpy() for v in layer.trainable_variables] for k, layer in groups.items()}
+        train_function(iterator)
+        moved = {k for k, layer in groups.items()
+                 if any(np.abs(v.numpy() - b).max() > 0 for v, b in zip(layer.trainable_variables, before[k]))}
+        assert moved == expected_moving
+    assert int(model.global_step.numpy()) == 3
+    assert model.optimizers["all"].learning_rate.numpy() == 0.0
 
 
 def test_bad_frame_size():

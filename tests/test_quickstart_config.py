@@ -106,7 +106,7 @@ def test_quickstarts_sharing_the_savp_records_write_them_in_one_place():
     assert {"savp.sh", "mspred.sh", "epva.sh", "vqvae_transformer.sh"} <= set(users)
 
 
-def test_epva_quickstart_hparams_build_the_e2e_model_at_32x32():
+def test_epva_quickstart_hparams_build_the_epva_model_at_32x32():
     from video_prediction.models.epva import EPVAVideoPredictionModel
 
     root = os.path.join(ROOT, "hparams", "moving_mnist", "epva_quickstart")
@@ -114,7 +114,9 @@ def test_epva_quickstart_hparams_build_the_e2e_model_at_32x32():
     assert dataset_hparams == {"context_frames": 3, "sequence_length": 8, "scale_size": 32}
     model = EPVAVideoPredictionModel(os.path.join(root, "model_hparams.json"),
                                      hparams={k: dataset_hparams[k] for k in ("context_frames", "sequence_length")})
-    assert model.hparams.model_mode == "e2e" and model.optimizers_needed() == ("all",)
+    # epva mode; encoder + VAN frozen from epva_freeze_step on, the predictor trained alone until max_steps
+    assert model.hparams.model_mode == "epva" and model.optimizers_needed() == ("all", "pred")
+    assert 0 < model.hparams.epva_freeze_step < model.hparams.max_steps
     assert model.hparams.imgnet_pretrain and model.hparams.imgnet_pretrain_source == "torchvision"
     assert "epva_quickstart" in open(os.path.join(ROOT, "scripts", "quickstarts", "epva.sh")).read()
 

@@ -514,6 +514,23 @@ def sigmoid_cross_entropy(logits, label, label_smoothing=0.0):
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
 
 
+class ZeroFromStep(keras.optimizers.schedules.LearningRateSchedule):
+    """``learning_rate`` while ``global_step < step``, then 0 (``epva_freeze_step``; reads the model's global step,
+    not the optimizer's own count, so that the two cannot drift apart, e.g. over skipped non-finite steps)."""
+
+    def __init__(self, learning_rate, step, global_step):
+        self.learning_rate = float(learning_rate)
+        self.step = int(step)
+        self.global_step = global_step
+
+    def __call__(self, iterations):
+        del iterations
+        return tf.where(self.global_step < self.step, self.learning_rate, 0.0)
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "step": self.step}
+
+
 def clip_per_tensor(gradients, clip_norm):
     """Clip each gradient tensor to ``clip_norm`` after the cross-replica sum (slim's per-tensor clipping).
 
@@ -589,6 +606,10 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
                              f"got {hp.van_penultimate_activation!r}")
         if hp.van_pixel_loss not in VAN_PIXEL_LOSSES:
             raise ValueError(f"van_pixel_loss must be one of {', '.join(VAN_PIXEL_LOSSES)}, got {hp.van_pixel_loss!r}")
+        if hp.epva_freeze_step < 0:
+            raise ValueError(f"epva_freeze_step must be >= 0 (0: never), got {hp.epva_freeze_step}")
+        if hp.epva_freeze_step and hp.model_mode != "epva":
+            raise ValueError(f"epva_freeze_step is an option of model_mode 'epva', got model_mode {hp.model_mode!r}")
         for key in ("enc_keep_prob", "van_keep_prob"):
             if not 0.0 < getattr(hp, key) <= 1.0:
                 raise ValueError(f"{key} must be in (0, 1], got {getattr(hp, key)}")
@@ -654,6 +675,11 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
             # from the *predicted* encodings (van_loss) to the objective, so the predictor also learns through the
             # VAN (which the reconstruction loss teaches to read the encoding).  0 (default) is the original's.
             epva_van_loss_weight=0.0,
+            # Not a flag of the original: in 'epva' mode, > 0 trains the predictor with its own Adam
+            # (pred_learning_rate) and, from this global step on, freezes the encoder and the VAN so that only the
+            # predictor learns, on a target that no longer moves; 0 (default) is the original's one optimizer
+            # on everything for every step.  See optimizers_needed and train_step.
+            epva_freeze_step=0,
         )
         return hparams
 
@@ -914,14 +940,21 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
         sets = self.variable_sets()
         if self.hparams.model_mode == "epva_gan" and name in ("pred", "van"):
             return sets["enc"] + sets[name]
+        if self.freezes and name == "all":  # epva_freeze_step: the predictor has its own optimizer
+            return sets["enc"] + sets["van"]
         return sets[name]
 
     def learning_rate(self, name):
         return getattr(self.hparams, f"{name}_learning_rate")
 
     def make_optimizer(self, name="all"):
-        """Adam with TF1's epsilon 1e-8 (Keras' default is 1e-7); clipping is done by :func:`clip_per_tensor`."""
-        return keras.optimizers.Adam(learning_rate=self.learning_rate(name), epsilon=1e-8, name=f"{name}_optimizer")
+        """Adam with TF1's epsilon 1e-8 (Keras' default is 1e-7); clipping is done by :func:`clip_per_tensor`.
+
+        With ``epva_freeze_step`` the encoder + VAN optimizer's rate drops to 0 at that global step."""
+        learning_rate = self.learning_rate(name)
+        if self.freezes and name == "all":
+            learning_rate = ZeroFromStep(learning_rate, self.hparams.epva_freeze_step, self.global_step)
+        return keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-8, name=f"{name}_optimizer")
 
     def clip_gradients(self, name, gradients):
         """slim's ``clip_gradient_norm``: each tensor to that norm (not the global norm); never the critic's.
@@ -932,8 +965,15 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
             return gradients
         return clip_per_tensor(gradients, clip * gradient_scale(self.optimizers[name]))
 
+    @property
+    def freezes(self):
+        """``epva_freeze_step`` > 0: ``epva`` mode with a predictor optimizer and a frozen encoder + VAN later."""
+        return self.hparams.epva_freeze_step > 0
+
     def optimizers_needed(self):
         """Names of this mode's optimizers (``all``, ``enc``, ``pred``, ``van``, ``discrim``)."""
+        if self.freezes:
+            return ("all", "pred")  # all: encoder + VAN (all_learning_rate); pred: predictor (pred_learning_rate)
         return self.OPTIMIZERS[self.hparams.model_mode]
 
     def warm_start(self):
@@ -1029,13 +1069,16 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
             outputs, losses, objectives = self.compute_objectives(batch, training=True)
             # float16: each objective times its optimizer's loss scale
             scaled = {name: self.optimizers[name].scale_loss(loss / replicas) for name, loss in objectives.items()}
-        updates = []
-        for name, loss in scaled.items():
-            variables = self.optimizer_variables(name)
-            updates.append((name, tape.gradient(loss, variables), variables))
+        if self.freezes:
+            self._apply_with_freeze(tape, scaled["all"])
+        else:
+            updates = []
+            for name, loss in scaled.items():
+                variables = self.optimizer_variables(name)
+                updates.append((name, tape.gradient(loss, variables), variables))
+            for name, gradients, variables in updates:  # every gradient from the same forward pass, then the updates
+                self.optimizers[name].apply(self.clip_gradients(name, gradients), variables)
         del tape
-        for name, gradients, variables in updates:  # every gradient from the same forward pass, then the updates
-            self.optimizers[name].apply(self.clip_gradients(name, gradients), variables)
         if gan:
             real, fake = (tf.stop_gradient(x) for x in self.gan_sequences(outputs))
             critic_variables = self.optimizer_variables("discrim")
@@ -1053,6 +1096,30 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
         report["loss"] = losses["van_loss"]  # the original's Estimator loss is always the van loss
         self.global_step.assign_add(1)
         return self.report(report)
+
+    def _apply_with_freeze(self, tape, loss):
+        """``epva_freeze_step``: the ``epva`` objective's gradients, to the predictor (its own Adam, every step) and,
+        before the freeze step only, to the encoder and VAN (``all``).
+
+        The objective's gradient with respect to the predictor is the same as with one optimizer (only the
+        enc–pred loss, and ``epva_van_loss_weight``'s term, reach it).  From the freeze step on, the encoder's
+        and VAN's gradients are not computed (``tf.cond``; such a step costs a third to a half of a full one on
+        CPU) and zeros are applied at learning rate 0 (:class:`ZeroFromStep`: Adam's momentum would otherwise
+        keep moving them).
+        The update itself stays outside the ``tf.cond``: an optimizer's cross-replica sum cannot run inside one.
+        """
+        pred_variables = self.optimizer_variables("pred")
+        pred_gradients = tape.gradient(loss, pred_variables)
+        rest = self.optimizer_variables("all")
+
+        def rest_gradients():
+            gradients = tape.gradient(loss, rest)
+            return [tf.zeros_like(v) if g is None else g for g, v in zip(gradients, rest)]
+
+        gradients = tf.cond(self.global_step < self.hparams.epva_freeze_step, rest_gradients,
+                            lambda: [tf.zeros_like(v) for v in rest])
+        self.optimizers["all"].apply(self.clip_gradients("all", gradients), rest)
+        self.optimizers["pred"].apply(self.clip_gradients("pred", pred_gradients), pred_variables)
 
     def test_step(self, batch):
         outputs = self._forward(batch, training=False)
