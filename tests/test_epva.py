@@ -200,6 +200,8 @@ def test_epva_loss_scale_ramp():
     (dict(van_pixel_loss="huber"), "van_pixel_loss must be one of l2, l1"),
     (dict(model_mode="epva", epva_freeze_step=-1), "epva_freeze_step must be >= 0"),
     (dict(model_mode="e2e", epva_freeze_step=10), "epva_freeze_step is an option of model_mode 'epva'"),
+    (dict(model_mode="epva", epva_freeze_step=10, epva_pred_decay_steps=-1), "epva_pred_decay_steps must be >= 0"),
+    (dict(model_mode="epva", epva_pred_decay_steps=10), "decays the predictor's rate after epva_freeze_step"),
 ])
 def test_bad_hparams(hparams, message):
     with pytest.raises(ValueError, match=message):
@@ -297,7 +299,8 @@ def test_epva_freeze_step():
     """epva_freeze_step (an option; 0 = the original's one optimizer): the predictor has its own Adam
     (pred_learning_rate); before the freeze step encoder, predictor and VAN all move, from it on only the predictor.
     Run as the training loop runs it (strategy.run inside a tf.function): the optimizers' cross-replica sums must
-    stay outside the tf.cond that skips the frozen gradients."""
+    stay outside the tf.cond that skips the frozen gradients.  epva_pred_decay_steps=2: the predictor's rate falls
+    from the freeze step to 0 over 2 steps (cosine: 1e-3, then 5e-4, then 0)."""
     from video_prediction.training.fault_tolerance import RunState, make_train_function
 
     rng = np.random.default_rng(3)
@@ -307,6 +310,7 @@ def test_epva_freeze_step():
         model = EPVAVideoPredictionModel(hparams=dict(context_frames=2, sequence_length=4, model_mode="epva",
                                                       enc_size=8, pred_depth=2, enc_pred_loss_scale=1.0,
                                                       epva_freeze_step=1, pred_learning_rate=1e-3,
+                                                      epva_pred_decay_steps=2,
                                                       all_learning_rate=1e-4))
         model.build_from_batch(batch)
         model.make_optimizers()
@@ -321,7 +325,8 @@ def test_epva_freeze_step():
     train_function = make_train_function(model, strategy, run_state)
     iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
     groups = {"enc": model.encoder, "pred": model.predictor, "van": model.van}
-    for expected_moving in ({"enc", "pred", "van"}, {"pred"}, {"pred"}):
+    for expected_moving, pred_rate in (({"enc", "pred", "van"}, 1e-3), ({"pred"}, 1e-3), ({"pred"}, 5e-4)):
+        assert model.optimizers["pred"].learning_rate.numpy() == pytest.approx(pred_rate)
         before = {k: [v.numpy() for v in layer.trainable_variables] for k, layer in groups.items()}
         train_function(iterator)
         moved = {k for k, layer in groups.items()
@@ -329,6 +334,7 @@ def test_epva_freeze_step():
         assert moved == expected_moving
     assert int(model.global_step.numpy()) == 3
     assert model.optimizers["all"].learning_rate.numpy() == 0.0
+    assert model.optimizers["pred"].learning_rate.numpy() == pytest.approx(0.0, abs=1e-12)
 
 
 def test_bad_frame_size():

@@ -531,6 +531,25 @@ class ZeroFromStep(keras.optimizers.schedules.LearningRateSchedule):
         return {"learning_rate": self.learning_rate, "step": self.step}
 
 
+class CosineFromStep(keras.optimizers.schedules.LearningRateSchedule):
+    """``learning_rate`` while ``global_step < step``, then a cosine decay to 0 over ``decay_steps`` steps, 0 after
+    (``epva_pred_decay_steps``: the predictor's rate in the predictor-only phase of ``epva_freeze_step``)."""
+
+    def __init__(self, learning_rate, step, decay_steps, global_step):
+        self.learning_rate = float(learning_rate)
+        self.step = int(step)
+        self.decay_steps = int(decay_steps)
+        self.global_step = global_step
+
+    def __call__(self, iterations):
+        del iterations
+        done = tf.clip_by_value(tf.cast(self.global_step - self.step, tf.float32) / self.decay_steps, 0.0, 1.0)
+        return self.learning_rate * 0.5 * (1.0 + tf.cos(np.pi * done))
+
+    def get_config(self):
+        return {"learning_rate": self.learning_rate, "step": self.step, "decay_steps": self.decay_steps}
+
+
 def clip_per_tensor(gradients, clip_norm):
     """Clip each gradient tensor to ``clip_norm`` after the cross-replica sum (slim's per-tensor clipping).
 
@@ -608,6 +627,10 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
             raise ValueError(f"van_pixel_loss must be one of {', '.join(VAN_PIXEL_LOSSES)}, got {hp.van_pixel_loss!r}")
         if hp.epva_freeze_step < 0:
             raise ValueError(f"epva_freeze_step must be >= 0 (0: never), got {hp.epva_freeze_step}")
+        if hp.epva_pred_decay_steps < 0:
+            raise ValueError(f"epva_pred_decay_steps must be >= 0 (0: a constant rate), got {hp.epva_pred_decay_steps}")
+        if hp.epva_pred_decay_steps and not hp.epva_freeze_step:
+            raise ValueError("epva_pred_decay_steps decays the predictor's rate after epva_freeze_step, which is 0")
         if hp.epva_freeze_step and hp.model_mode != "epva":
             raise ValueError(f"epva_freeze_step is an option of model_mode 'epva', got model_mode {hp.model_mode!r}")
         for key in ("enc_keep_prob", "van_keep_prob"):
@@ -680,6 +703,9 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
             # predictor learns, on a target that no longer moves; 0 (default) is the original's one optimizer
             # on everything for every step.  See optimizers_needed and train_step.
             epva_freeze_step=0,
+            # Not a flag of the original: with epva_freeze_step, > 0 decays pred_learning_rate from the freeze step to
+            # 0 over this many steps (cosine); 0 (default) keeps it constant.
+            epva_pred_decay_steps=0,
         )
         return hparams
 
@@ -954,6 +980,9 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
         learning_rate = self.learning_rate(name)
         if self.freezes and name == "all":
             learning_rate = ZeroFromStep(learning_rate, self.hparams.epva_freeze_step, self.global_step)
+        if self.freezes and name == "pred" and self.hparams.epva_pred_decay_steps:
+            learning_rate = CosineFromStep(learning_rate, self.hparams.epva_freeze_step,
+                                           self.hparams.epva_pred_decay_steps, self.global_step)
         return keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-8, name=f"{name}_optimizer")
 
     def clip_gradients(self, name, gradients):
