@@ -514,28 +514,13 @@ def sigmoid_cross_entropy(logits, label, label_smoothing=0.0):
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
 
 
-class ZeroFromStep(keras.optimizers.schedules.LearningRateSchedule):
-    """``learning_rate`` while ``global_step < step``, then 0 (``epva_freeze_step``; reads the model's global step,
-    not the optimizer's own count, so that the two cannot drift apart, e.g. over skipped non-finite steps)."""
+class RateFromStep(keras.optimizers.schedules.LearningRateSchedule):
+    """``learning_rate`` while ``global_step < step``; from it on 0 (``decay_steps`` 0: ``epva_freeze_step``'s
+    frozen encoder + VAN) or a cosine decay to 0 over ``decay_steps`` steps, 0 after (``epva_pred_decay_steps``:
+    the predictor in the predictor-only phase).  Reads the model's global step, not the optimizer's own count,
+    so that the two cannot drift apart, e.g. over skipped non-finite steps."""
 
-    def __init__(self, learning_rate, step, global_step):
-        self.learning_rate = float(learning_rate)
-        self.step = int(step)
-        self.global_step = global_step
-
-    def __call__(self, iterations):
-        del iterations
-        return tf.where(self.global_step < self.step, self.learning_rate, 0.0)
-
-    def get_config(self):
-        return {"learning_rate": self.learning_rate, "step": self.step}
-
-
-class CosineFromStep(keras.optimizers.schedules.LearningRateSchedule):
-    """``learning_rate`` while ``global_step < step``, then a cosine decay to 0 over ``decay_steps`` steps, 0 after
-    (``epva_pred_decay_steps``: the predictor's rate in the predictor-only phase of ``epva_freeze_step``)."""
-
-    def __init__(self, learning_rate, step, decay_steps, global_step):
+    def __init__(self, learning_rate, step, global_step, decay_steps=0):
         self.learning_rate = float(learning_rate)
         self.step = int(step)
         self.decay_steps = int(decay_steps)
@@ -543,6 +528,8 @@ class CosineFromStep(keras.optimizers.schedules.LearningRateSchedule):
 
     def __call__(self, iterations):
         del iterations
+        if not self.decay_steps:
+            return tf.where(self.global_step < self.step, self.learning_rate, 0.0)
         done = tf.clip_by_value(tf.cast(self.global_step - self.step, tf.float32) / self.decay_steps, 0.0, 1.0)
         return self.learning_rate * 0.5 * (1.0 + tf.cos(np.pi * done))
 
@@ -979,10 +966,10 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
         With ``epva_freeze_step`` the encoder + VAN optimizer's rate drops to 0 at that global step."""
         learning_rate = self.learning_rate(name)
         if self.freezes and name == "all":
-            learning_rate = ZeroFromStep(learning_rate, self.hparams.epva_freeze_step, self.global_step)
+            learning_rate = RateFromStep(learning_rate, self.hparams.epva_freeze_step, self.global_step)
         if self.freezes and name == "pred" and self.hparams.epva_pred_decay_steps:
-            learning_rate = CosineFromStep(learning_rate, self.hparams.epva_freeze_step,
-                                           self.hparams.epva_pred_decay_steps, self.global_step)
+            learning_rate = RateFromStep(learning_rate, self.hparams.epva_freeze_step, self.global_step,
+                                         decay_steps=self.hparams.epva_pred_decay_steps)
         return keras.optimizers.Adam(learning_rate=learning_rate, epsilon=1e-8, name=f"{name}_optimizer")
 
     def clip_gradients(self, name, gradients):
@@ -1133,7 +1120,7 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
         The objective's gradient with respect to the predictor is the same as with one optimizer (only the
         enc–pred loss, and ``epva_van_loss_weight``'s term, reach it).  From the freeze step on, the encoder's
         and VAN's gradients are not computed (``tf.cond``; such a step costs a third to a half of a full one on
-        CPU) and zeros are applied at learning rate 0 (:class:`ZeroFromStep`: Adam's momentum would otherwise
+        CPU) and zeros are applied at learning rate 0 (:class:`RateFromStep`: Adam's momentum would otherwise
         keep moving them).
         The update itself stays outside the ``tf.cond``: an optimizer's cross-replica sum cannot run inside one.
         """

@@ -22,6 +22,7 @@ Outputs of ``call`` (channels-last):
 """
 
 import functools
+import operator
 
 import keras
 import tensorflow as tf
@@ -585,24 +586,25 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
             return tuple(horizons is None or t <= horizons[h] for h in range(NUM_LEVELS))
 
         def ticking(t, levels):
-            """Whether one of ``levels`` (> 0) ticks or calls its head at step t (a bool tensor for a tensor t)."""
-            return functools.reduce(tf.logical_or if tf.is_tensor(t) else lambda a, b: a or b,
-                                    [(t % periods[h] == 0) | ((t - (context - 1)) % periods[h] == 0)
-                                     if tf.is_tensor(t) else t % periods[h] == 0 or (t - (context - 1)) % periods[h] == 0
-                                     for h in levels])
+            """Whether one of ``levels`` ticks or calls its head at step t (a bool tensor for a tensor t)."""
+            return functools.reduce(operator.or_, [(t % periods[h] == 0) | ((t - (context - 1)) % periods[h] == 0)
+                                                   for h in levels])
 
-        def upper_levels_only(live):
-            """After level 0's horizon a step in which no live level ticks or calls its head passes the live
-            levels' states through unchanged: nothing of it reaches the loss (``horizons``)."""
-            return horizons is not None and not live[0] and any(live)
+        def live_upper_levels(live):
+            """The live levels (> 0) when level 0 is dead (after its horizon), else none: then a step in which
+            none of them ticks or calls its head passes their states through unchanged, and nothing of it
+            reaches the loss (``horizons``)."""
+            return [] if live[0] else [h for h in range(1, NUM_LEVELS) if live[h]]
 
+        dead = (False,) * NUM_LEVELS
         variables = self._step_variables()
         if self.time_loop_for(training) == "python" and length is not None:  # (only with recompute_steps)
             later = []
             for t in range(context, length - 1):
                 live = live_at(t)
-                if upper_levels_only(live) and not ticking(t, [h for h in range(1, NUM_LEVELS) if live[h]]):
-                    live = (False,) * NUM_LEVELS
+                levels = live_upper_levels(live)
+                if levels and not ticking(t, levels):
+                    live = dead
                 live_step = self.recomputed_if_asked(functools.partial(step, live=live), variables, training)
                 frame, state = live_step(tf.constant(t), step_inputs(t), state)
                 later.append(frame)
@@ -620,15 +622,14 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
             for start, end in parts:
                 live = live_at(start)
                 live_step = self.recomputed_if_asked(functools.partial(step, live=live), variables, training)
-                if upper_levels_only(live) and not self._recomputing(training):
+                levels = live_upper_levels(live)
+                if levels and not self._recomputing(training):
                     # a tf.cond between the step and the same step cut from the gradient: the cond's gradient
                     # runs only the taken branch's backward (levels 1-2 tick every 4th / 8th step on Moving MNIST).
                     # Not with recompute_steps: TF cannot differentiate a recomputed step inside a cond in a loop.
-                    dead_step = self.recomputed_if_asked(functools.partial(step, live=(False,) * NUM_LEVELS),
-                                                         variables, training)
+                    dead_step = self.recomputed_if_asked(functools.partial(step, live=dead), variables, training)
 
-                    def live_step(t, inputs, state, live_step=live_step, dead_step=dead_step,
-                                  levels=[h for h in range(1, NUM_LEVELS) if live[h]]):
+                    def live_step(t, inputs, state, live_step=live_step, dead_step=dead_step, levels=levels):
                         return tf.cond(ticking(t, levels), lambda: live_step(t, inputs, state),
                                        lambda: dead_step(t, inputs, state))
 
