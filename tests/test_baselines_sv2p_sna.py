@@ -15,14 +15,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LENGTHS = dict(context_frames=2, sequence_length=4)
 
 
-def tiny_batch(batch_size=2, length=4, size=16, channels=3, actions=True, seed=0):
-    """A bright square moving one pixel per frame; BAIR-sized actions (4) and states (3)."""
+def tiny_batch(batch_size=2, length=4, size=16, channels=3, actions=True, seed=0, square=4, background=0.0):
+    """A bright ``square``-pixel square moving one pixel per frame, on black or (``background`` > 0) on uniform
+    noise in [0, background); BAIR-sized actions (4) and states (3)."""
     rng = np.random.default_rng(seed)
     images = np.zeros((batch_size, length, size, size, channels), np.float32)
     for b in range(batch_size):
+        if background:
+            images[b] = rng.uniform(0.0, background, images[b].shape)
         y, x = rng.integers(2, size - 8, size=2)
         for t in range(length):
-            images[b, t, y : y + 4, x + t : x + t + 4] = 1.0
+            images[b, t, y : y + square, x + t : x + t + square] = 1.0
     batch = {"images": tf.constant(images)}
     if actions:
         batch["actions"] = tf.constant(rng.normal(size=(batch_size, length - 1, 4)).astype(np.float32))
