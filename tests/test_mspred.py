@@ -87,6 +87,7 @@ def test_gradient_horizons_of_the_shipped_config_and_where_nothing_is_pruned():
 
 
 @pytest.mark.parametrize("time_loop", ["while", "python"])
+@pytest.mark.usefixtures("without_grappler")  # conftest.py: both forms run without Grappler
 def test_prune_backward_gives_the_same_losses_and_gradients(ordered_draws, monkeypatch, time_loop):
     """prune_backward (default) only leaves out backward work whose gradients are zeros: losses and gradients
     equal those of the fully differentiated step (heads and KL of every level supervised); the while form

@@ -91,6 +91,7 @@ def check_same(model, batch, calls, variables, other_batch, grad_atol=1e-5, loss
     assert max(np.abs(a - b).max() for a, b in zip(other_grads, plain_grads)) > 100 * grad_atol * scale
 
 
+@pytest.mark.usefixtures("without_grappler")  # conftest.py: both forms run without Grappler
 def test_savp_gradients_equal_with_recompute(ordered_draws):
     """ours_vae_l1-like (latents from the posterior, KL) with schedule sampling drawn, in training mode; the
     default while loop (sv2p below and MSPred test the Python unroll)."""
@@ -100,6 +101,7 @@ def test_savp_gradients_equal_with_recompute(ordered_draws):
     check_same(model, batch, ordered_draws, model.generator_variables(), {"images": batch["images"][::-1]})
 
 
+@pytest.mark.usefixtures("without_grappler")  # conftest.py: both forms run without Grappler
 def test_sv2p_gradients_equal_with_recompute(ordered_draws):
     """sv2p (its default Python unroll): time-variant latents, posterior path past the first stage, KL."""
     batch = conditioned_batch(5)
@@ -110,6 +112,7 @@ def test_sv2p_gradients_equal_with_recompute(ordered_draws):
     check_same(model, batch, ordered_draws, model.trainable_variables, {**batch, "images": batch["images"][::-1]})
 
 
+@pytest.mark.usefixtures("without_grappler")  # conftest.py: both forms run without Grappler
 def test_sna_gradients_equal_with_recompute(ordered_draws):
     """sna (deterministic; schedule sampling drawn) in the while loop."""
     batch = conditioned_batch(5)
@@ -119,6 +122,7 @@ def test_sna_gradients_equal_with_recompute(ordered_draws):
     check_same(model, batch, ordered_draws, model.trainable_variables, {**batch, "images": batch["images"][::-1]})
 
 
+@pytest.mark.usefixtures("without_grappler")  # conftest.py: both forms run without Grappler
 def test_mspred_gradients_equal_with_recompute(ordered_draws):
     """Training samples the latents in every step after the context: with recompute_steps they are drawn
     statelessly from per-step seeds (the recomputation draws them again); the plain model is set to draw the

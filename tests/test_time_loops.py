@@ -99,6 +99,7 @@ def same_weights(source, target):
     target.set_weights(source.get_weights())
 
 
+@pytest.mark.usefixtures("without_grappler")  # conftest.py: both forms run without Grappler
 def test_savp_while_and_python_loops_agree():
     """Outputs, losses and gradients (training) of both loop forms from the same weights and draws.
 
@@ -145,6 +146,7 @@ def conditioned_batch(length, extra=0, size=16):
             "states": tf.constant(rng.normal(size=(2, length + extra, 3)).astype(np.float32))}
 
 
+@pytest.mark.usefixtures("without_grappler")  # conftest.py: both forms run without Grappler
 def test_sna_while_and_python_loops_agree():
     """sv2p and sna share ConvLSTMCDNAModel.run_tower; sna (deterministic) compares both loop forms."""
     batch = conditioned_batch(5)
@@ -192,6 +194,7 @@ MSPRED_TINY = dict(context_frames=3, sequence_length=8, num_preds=2, periods=[1,
                    num_channels=1, batch_size=2, latent_mode="mean")
 
 
+@pytest.mark.usefixtures("without_grappler")  # conftest.py: both forms run without Grappler
 def test_mspred_while_and_python_loops_agree_and_generate_traces_once():
     """Every output of ``call`` (frames, heads, per-level KL statistics kept at their ticks) of both forms,
     latents at their means; then one generate trace for two horizons."""
