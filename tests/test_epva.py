@@ -202,6 +202,8 @@ def test_epva_loss_scale_ramp():
     (dict(model_mode="e2e", epva_freeze_step=10), "epva_freeze_step is an option of model_mode 'epva'"),
     (dict(model_mode="epva", epva_freeze_step=10, epva_pred_decay_steps=-1), "epva_pred_decay_steps must be >= 0"),
     (dict(model_mode="epva", epva_pred_decay_steps=10), "decays the predictor's rate after epva_freeze_step"),
+    (dict(pose_size=-1), "pose_size must be >= 0"),
+    (dict(model_mode="individual", pose_size=2, enc_size=12), "needs enc_size == 2"),
 ])
 def test_bad_hparams(hparams, message):
     with pytest.raises(ValueError, match=message):
@@ -335,6 +337,33 @@ def test_epva_freeze_step():
     assert int(model.global_step.numpy()) == 3
     assert model.optimizers["all"].learning_rate.numpy() == 0.0
     assert model.optimizers["pred"].learning_rate.numpy() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_pose_key_and_size():
+    """pose_key / pose_size (options; the original's pose is the robot's 12 values in joint_poses): `individual` on
+    Moving MNIST's digit centres [B, T, 1, 2], flattened to 2 values; the pose losses are then plain MSEs, the
+    pose pass and van_on_pose run, a rollout sees the context poses only, and a size mismatch is one clear line."""
+    rng = np.random.default_rng(6)
+    poses = rng.uniform(0.2, 0.8, (2, 4, 1, 2)).astype(np.float32)
+    batch = {"images": rng.uniform(size=(2, 4, 32, 32, 1)).astype(np.float32), "poses": poses}
+    model = EPVAVideoPredictionModel(hparams=dict(context_frames=2, sequence_length=4, model_mode="individual",
+                                                  enc_size=2, pose_size=2, pose_key="poses", pred_depth=2))
+    model.build_from_batch(batch)
+    assert model.has_pose_pass and model.pose_size == 2
+    outputs = model(batch)
+    assert outputs["pred_on_pose"].shape == (2, 3, 2) and outputs["van_on_pose"].shape == (2, 3, 32, 32, 1)
+    losses = model.named_losses(batch, outputs)
+    flat = poses.reshape(2, 4, 2)
+    assert float(losses["pose_from_enc_loss"]) == pytest.approx(np.mean((outputs["encodings"].numpy() - flat) ** 2),
+                                                                rel=1e-5)
+    assert float(losses["pose_from_pred_on_pose_loss"]) == pytest.approx(
+        np.mean((outputs["pred_on_pose"].numpy() - flat[:, 1:]) ** 2), rel=1e-5)
+    assert set(model.objectives(losses)) == {"enc", "pred", "van"}
+    inputs = model.rollout_inputs(batch, 2)
+    np.testing.assert_array_equal(inputs["poses"][:, :2], poses[:, :2])
+    assert not np.asarray(inputs["poses"][:, 2:]).any()  # the future poses are zeroed
+    with pytest.raises(ValueError, match=r"the batch's poses have 4 values per frame .* pose size is 2"):
+        model(dict(batch, poses=np.zeros((2, 4, 2, 2), np.float32)))
 
 
 def test_bad_frame_size():

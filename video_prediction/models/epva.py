@@ -476,12 +476,16 @@ def quaternion_from_pose_angles(angles):
                      tf.cos(b) * tf.cos(c)], axis=-1)
 
 
-def pose_loss(gen_poses, poses):
+def pose_loss(gen_poses, poses, robot_layout=True):
     """Joint MSE + end-effector MSE + quaternion loss, each pooled over batch per step, averaged over steps.
 
     ``gen_poses`` / ``poses`` ``[B, T, 12]``.  All three terms are means of equal-sized per-step
-    terms, so the average over steps equals the mean over everything.
+    terms, so the average over steps equals the mean over everything.  ``robot_layout=False`` (the
+    ``pose_size`` option: a pose that is not the robot's 7 joints + 5 state values, e.g. Moving MNIST's
+    digit centres) is the plain mean squared error over every pose value.
     """
+    if not robot_layout:
+        return tf.reduce_mean(tf.square(gen_poses - poses))
     joint = tf.reduce_mean(tf.square(gen_poses[..., :JOINT_POS_DIM] - poses[..., :JOINT_POS_DIM]))
     ee = tf.reduce_mean(tf.square(gen_poses[..., JOINT_POS_DIM:-2] - poses[..., JOINT_POS_DIM:-2]))
     q_gen = quaternion_from_pose_angles(gen_poses[..., -2:])
@@ -572,11 +576,13 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
     * ``masks`` ``[B, T-1, H, W, 1]`` — the VAN's masks divided by their per-example maximum;
     * ``van_on_enc`` ``[B, T-1, H, W, C]`` — reconstructions from the encodings of frames 1..T-1;
     * ``encodings`` ``[B, T, E]``, ``predictions`` ``[B, T-1, E]``;
-    * with ``enc_size == 12``: ``pred_on_pose`` ``[B, T-1, 12]`` and ``van_on_pose``.
+    * with ``enc_size`` equal to the pose size (12): ``pred_on_pose`` ``[B, T-1, 12]`` and ``van_on_pose``.
 
     Batches may hold ``actions`` ``[B, >=T-1, action_dim]`` (zeros otherwise, as the original's
     human data) and ``joint_poses`` ``[B, T, 12]`` (7 joints then 5 end-effector values, zeros
-    otherwise).
+    otherwise).  Options, not the original's: ``pose_key`` names another batch key to read the poses
+    from (e.g. Moving MNIST's ``poses`` [B, T, num_digits, 2], flattened to [B, T, num_digits * 2]) and
+    ``pose_size`` sets their size (0: the original's ``action_dim + 7`` robot layout).
     """
 
     trainable_model = True
@@ -599,6 +605,8 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
             raise ValueError(f"unknown model_mode {hp.model_mode!r}; valid: {', '.join(MODEL_MODES)}")
         if hp.imgnet_pretrain_source not in ("slim", "torchvision"):
             raise ValueError(f"unknown imgnet_pretrain_source {hp.imgnet_pretrain_source!r}; valid: slim, torchvision")
+        if hp.pose_size < 0:
+            raise ValueError(f"pose_size must be >= 0 (0: the original's action_dim + 7), got {hp.pose_size}")
         if hp.model_mode == "individual" and hp.enc_size != self.pose_size:
             raise ValueError(f"model_mode 'individual' needs enc_size == {self.pose_size} (the pose size), "
                              f"got enc_size={hp.enc_size}")
@@ -693,12 +701,25 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
             # Not a flag of the original: with epva_freeze_step, > 0 decays pred_learning_rate from the freeze step to
             # 0 over this many steps (cosine); 0 (default) keeps it constant.
             epva_pred_decay_steps=0,
+            # Not flags of the original (which fixed the pose to the robot's 12 values, §3.6): pose_key is the batch
+            # key the pose-supervised modes (individual, e2epose_*) read, 'joint_poses' (default, the original's) or
+            # e.g. 'poses' (Moving MNIST's digit centres [B, T, num_digits, 2], flattened per frame); pose_size is
+            # its size after flattening, 0 (default) = the original's action_dim + 7 with its joint / end-effector /
+            # quaternion loss.  Any other pose_size takes the plain mean squared error as the pose loss.
+            pose_key="joint_poses",
+            pose_size=0,
         )
         return hparams
 
     @property
     def pose_size(self):
-        return self.hparams.action_dim + JOINT_POS_DIM
+        """The pose vector's size: the ``pose_size`` option, else the original's ``action_dim + 7`` (§3.6)."""
+        return self.hparams.pose_size or self.hparams.action_dim + JOINT_POS_DIM
+
+    @property
+    def robot_pose_layout(self):
+        """Whether the pose is the original's 7 joints + 5 state values (its pose loss), not a ``pose_size`` option."""
+        return not self.hparams.pose_size
 
     @property
     def has_pose_pass(self):
@@ -745,10 +766,14 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
             actions = actions[:, : num_frames - 1]
         else:
             actions = tf.zeros(tf.stack([batch_size, num_frames - 1, action_dim]))
-        if "joint_poses" in batch:
-            poses = tf.convert_to_tensor(batch["joint_poses"], tf.float32)
-            if poses.shape[-1] != self.pose_size:
-                raise ValueError(f"the batch's joint_poses have size {poses.shape[-1]}, expected {self.pose_size}")
+        key = self.hparams.pose_key
+        if key in batch:
+            poses = tf.convert_to_tensor(batch[key], tf.float32)
+            size = int(np.prod(poses.shape[2:]))  # e.g. Moving MNIST's [B, T, num_digits, 2]: flattened per frame
+            if size != self.pose_size:
+                raise ValueError(f"the batch's {key} have {size} values per frame (shape {poses.shape.as_list()}), "
+                                 f"the model's pose size is {self.pose_size} (hparam pose_size)")
+            poses = tf.reshape(poses, tf.stack([batch_size, num_frames, size]))
         else:
             poses = tf.zeros(tf.stack([batch_size, num_frames, self.pose_size]))
         return images, actions, poses
@@ -859,8 +884,14 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
 
     def rollout_inputs(self, batch, horizon):
         inputs = super().rollout_inputs(batch, horizon)
-        if "joint_poses" in batch:
-            inputs["joint_poses"] = tf.convert_to_tensor(batch["joint_poses"])[:, : self.context_frames + horizon]
+        key = self.hparams.pose_key
+        if key in batch:
+            # The pose pass reads ground-truth poses only during the context (§3.4); the future ones are zeroed so
+            # that nothing can peek at them.
+            poses = tf.convert_to_tensor(batch[key])
+            context = poses[:, : self.context_frames]
+            future = tf.repeat(tf.zeros_like(context[:, :1]), horizon, axis=1)
+            inputs[key] = tf.concat([context, future], axis=1)
         return inputs
 
     # -- losses ---------------------------------------------------------------------------------
@@ -890,12 +921,14 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
             losses["van_on_pose_loss"] = tf.reduce_mean(pixel_loss(outputs["van_on_pose"] - targets))
         pose_size = self.pose_size
         if hp.enc_size >= pose_size:  # else the original's shape check returns 0
-            losses["pose_from_enc_loss"] = pose_loss(outputs["encodings"][..., :pose_size], poses)
-            losses["pose_from_pred_loss"] = pose_loss(outputs["predictions"][..., :pose_size], poses[:, 1:])
+            robot = self.robot_pose_layout
+            losses["pose_from_enc_loss"] = pose_loss(outputs["encodings"][..., :pose_size], poses, robot)
+            losses["pose_from_pred_loss"] = pose_loss(outputs["predictions"][..., :pose_size], poses[:, 1:], robot)
         else:
             losses["pose_from_enc_loss"] = losses["pose_from_pred_loss"] = tf.constant(0.0)
         if "pred_on_pose" in outputs:
-            losses["pose_from_pred_on_pose_loss"] = pose_loss(outputs["pred_on_pose"][..., :pose_size], poses[:, 1:])
+            losses["pose_from_pred_on_pose_loss"] = pose_loss(outputs["pred_on_pose"][..., :pose_size], poses[:, 1:],
+                                                              self.robot_pose_layout)
         return losses
 
     def objectives(self, losses):
