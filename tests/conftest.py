@@ -77,8 +77,8 @@ SLOWEST_FILES_FIRST = (
 def pytest_collection_modifyitems(config, items):
     rank = {path: index for index, path in enumerate(SLOWEST_FILES_FIRST)}
     root = str(config.rootpath)
-    order = {id(item): rank.get(os.path.relpath(str(item.path), root), len(rank)) for item in items}
-    items.sort(key=lambda item: order[id(item)])  # stable: the tests of a file keep their order
+    # (stable sort: the tests of a file keep their order)
+    items.sort(key=lambda item: rank.get(os.path.relpath(str(item.path), root), len(rank)))
 
 
 @pytest.fixture

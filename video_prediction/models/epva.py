@@ -919,16 +919,15 @@ class EPVAVideoPredictionModel(LatentModeMixin, VideoPredictionModel):
             losses["van_on_enc_loss"] = tf.reduce_mean(pixel_loss(outputs["van_on_enc"] - targets))
         if "van_on_pose" in outputs:
             losses["van_on_pose_loss"] = tf.reduce_mean(pixel_loss(outputs["van_on_pose"] - targets))
-        pose_size = self.pose_size
+        pose_size, robot = self.pose_size, self.robot_pose_layout
         if hp.enc_size >= pose_size:  # else the original's shape check returns 0
-            robot = self.robot_pose_layout
             losses["pose_from_enc_loss"] = pose_loss(outputs["encodings"][..., :pose_size], poses, robot)
             losses["pose_from_pred_loss"] = pose_loss(outputs["predictions"][..., :pose_size], poses[:, 1:], robot)
         else:
             losses["pose_from_enc_loss"] = losses["pose_from_pred_loss"] = tf.constant(0.0)
         if "pred_on_pose" in outputs:
             losses["pose_from_pred_on_pose_loss"] = pose_loss(outputs["pred_on_pose"][..., :pose_size], poses[:, 1:],
-                                                              self.robot_pose_layout)
+                                                              robot)
         return losses
 
     def objectives(self, losses):
