@@ -98,7 +98,9 @@ def test_savp_gradients_equal_with_recompute(ordered_draws):
     batch = savp_batch(5)
     model = SAVPVideoPredictionModel(hparams=dict(SAVP_TINY, schedule_sampling_k=2.0))
     model.build_from_batch(batch)
-    check_same(model, batch, ordered_draws, model.generator_variables(), {"images": batch["images"][::-1]})
+    # another input: the videos played backwards (reversing the batch order barely moves a batch-mean loss:
+    # measured 8e-5 relative in one CI run, under the 1e-4 this check asks for)
+    check_same(model, batch, ordered_draws, model.generator_variables(), {"images": batch["images"][:, ::-1]})
 
 
 @pytest.mark.usefixtures("without_grappler")  # conftest.py: both forms run without Grappler
