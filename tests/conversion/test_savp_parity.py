@@ -91,8 +91,11 @@ def run_ours(model, frames, eps_posterior, zs_prior, monkeypatch):
         d_losses = {}
         if model.has_gan:
             discrim = model._discriminate(batch, outputs, training=False)
-            losses.update(model.adversarial_generator_losses(discrim))
             d_losses = model.discriminator_losses(discrim)
+            # G's adversarial terms as the train step computes them: fake clips alone, real ones only for
+            # feature matching (the joint batch above gives the logits and the D losses).
+            generator_side = model._discriminate(batch, outputs, training=False, generator_side=True)
+            losses.update(model.adversarial_generator_losses(generator_side))
         g_loss = tf.add_n(list(losses.values()))
         d_loss = tf.add_n(list(d_losses.values())) if d_losses else tf.constant(0.0)
     monkeypatch.undo()

@@ -869,14 +869,23 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
 
     # -- discriminators --------------------------------------------------------------------------
 
-    def _discriminate(self, batch, outputs, training):
+    def _discriminate(self, batch, outputs, training, generator_side=False):
         """Discriminator outputs on independent random clips of real and fake videos (§3.7).
 
         Real and fake clips go through each discriminator as one batch (no
         normalisation in D, so this equals two calls) so that the spectral-norm
         ``u`` advances exactly once per training step.  Returns
         ``{(path, kind): (real_logits, fake_logits, real_features, fake_features)}``.
+
+        ``generator_side`` is for the generator's losses after the D update
+        (``training=False``, so ``u`` stays put): fake clips go through alone, and
+        real ones separately only where a feature-matching loss needs their
+        features (real logits are then ``None``).  As the original's TF1 graph
+        did: a joint batch would back-propagate through the real half only to
+        drop it (issue 18: ~13% of ``ours_savp``'s step on one core).
         """
+        if generator_side and training:
+            raise ValueError("generator_side discriminator outputs are for training=False (u must not advance)")
         real = batch["images"][:, 1:]
         results = {}
         paths = [("gan", self.discriminators, outputs["gen_images"])] if self.discriminators else []
@@ -884,13 +893,18 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
             paths.append(("vae_gan", self.discriminators_enc, outputs["gen_images_enc"]))
         clip_length = self.hparams.clip_length
         for path, discriminators, fake in paths:
+            real_needed = not generator_side or bool(getattr(self.hparams, f"{path}_feature_l2_weight")
+                                                     or getattr(self.hparams, f"{path}_feature_cdist_weight"))
             for kind, discriminator in discriminators.items():
-                if kind == "image_sn":
-                    real_x, fake_x = _random_frames(real), _random_frames(fake)
-                else:
-                    real_x, fake_x = _random_clips(real, clip_length), _random_clips(fake, clip_length)
-                    if kind == "images_sn":  # image D on every frame of the clip
-                        real_x, fake_x = _merge_batch_time(real_x), _merge_batch_time(fake_x)
+                real_x = self._discriminator_inputs(kind, real, clip_length) if real_needed else None
+                fake_x = self._discriminator_inputs(kind, fake, clip_length)
+                if generator_side:
+                    fake_features, fake_logits = to_float32(discriminator(fake_x, training=False))
+                    real_features = None
+                    if real_x is not None:
+                        real_features, _ = to_float32(discriminator(real_x, training=False))
+                    results[(path, kind)] = (None, fake_logits, real_features, fake_features)
+                    continue
                 joint = tf.concat([real_x, fake_x], axis=0)
                 features, logits = discriminator(joint, training=training)
                 n = tf.shape(real_x)[0]
@@ -898,6 +912,15 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
                 results[(path, kind)] = (logits[:n], logits[n:], [f[:n] for f in features],
                                          [f[n:] for f in features])
         return results
+
+    @staticmethod
+    def _discriminator_inputs(kind, videos, clip_length):
+        """What discriminator ``kind`` sees of [B, T, ...] videos: a random frame, or random clips (per frame
+        for ``images_sn``)."""
+        if kind == "image_sn":
+            return _random_frames(videos)
+        clips = _random_clips(videos, clip_length)
+        return _merge_batch_time(clips) if kind == "images_sn" else clips
 
     def discriminator_losses(self, discrim_outputs):
         """Weighted D losses ``{name: scalar}``: weight * (loss(real, 1) + loss(fake, 0))."""
@@ -1011,7 +1034,7 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
             self.discriminator_optimizer.apply(d_gradients, d_variables)
             if not hp.joint_gan_optimization:
                 with g_tape:  # resume recording: fresh clips through the *updated* discriminator
-                    discrim_post = self._discriminate(batch, outputs, training=False)
+                    discrim_post = self._discriminate(batch, outputs, training=False, generator_side=True)
                     g_losses.update(self.adversarial_generator_losses(discrim_post))
             report.update(d_losses, d_loss=d_loss)
         with g_tape:
