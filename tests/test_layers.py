@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from video_prediction.layers.conv_rnn import BasicConv2DLSTMCell, BasicLSTMCell, Conv2DGRUCell
-from video_prediction.layers.normalization import InstanceNormalization, LayerNormalization
+from video_prediction.layers.normalization import InstanceNormalization, LayerNormalization, normalize
 from video_prediction.layers.resampling import (
     ConvPool2D,
     UpsampleConv2D,
@@ -93,6 +93,37 @@ def test_layer_norm_over_all_non_batch_axes():
     mean = x.mean(axis=(1, 2, 3), keepdims=True)
     var = x.var(axis=(1, 2, 3), keepdims=True)
     np.testing.assert_allclose(y, (x - mean) / np.sqrt(var + 1e-12), atol=1e-5)
+
+
+@pytest.mark.parametrize("axes", [[1, 2], [1, 2, 3], [1, 2, 3, 4]], ids=["instance", "layer", "instance-5d"])
+@pytest.mark.parametrize("affine", [True, False])
+def test_normalize_gradient_equals_autodiff_through_moments(axes, affine):
+    """The hand-written gradient of ``normalize`` is autodiff's through ``tf.nn.moments``, for x, gamma, beta."""
+    rank = 5 if len(axes) == 4 else 4
+    shape = [3, 6, 5, 4, 7][:rank - 1] + [8]
+    rng = np.random.default_rng(len(axes) + 10 * affine)
+    x = tf.constant(rng.normal(size=shape).astype(np.float32) * 3.0 + 1.0)
+    gamma = tf.constant(rng.normal(size=[8]).astype(np.float32)) if affine else None
+    beta = tf.constant(rng.normal(size=[8]).astype(np.float32)) if affine else None
+    weights = tf.constant(rng.normal(size=shape).astype(np.float32))  # a loss whose dy is not constant
+    params = [p for p in (gamma, beta) if p is not None]
+
+    def reference(x, *params):
+        mean, variance = tf.nn.moments(x, axes=axes, keepdims=True)
+        y = (x - mean) * tf.math.rsqrt(variance + 1e-6)
+        return y * params[0] + params[1] if params else y
+
+    results = []
+    for fn in (reference, lambda x, *p: normalize(x, axes, 1e-6, gamma=gamma, beta=beta)):
+        with tf.GradientTape() as tape:
+            tape.watch([x] + params)
+            y = fn(x, *params)
+            loss = tf.reduce_sum(y * weights)
+        results.append([y] + tape.gradient(loss, [x] + params))
+    for ours, want in zip(results[1], results[0]):
+        scale = float(np.max(np.abs(want)))
+        np.testing.assert_allclose(ours.numpy(), want.numpy(), rtol=0, atol=1e-5 * scale)
+        assert scale > 1e-2  # a gradient that vanished would compare equal to anything small
 
 
 # -- recurrent cells ----------------------------------------------------------------------------
