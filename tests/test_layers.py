@@ -53,6 +53,25 @@ def test_upsample_conv2d_matches_original_fused_deconv(kernel_size):
     np.testing.assert_allclose(y.numpy(), ref.numpy(), atol=1e-5)
 
 
+@pytest.mark.parametrize("kernel_size", [3, 5])
+def test_upsample_conv2d_gradients_match_original_fused_deconv(kernel_size):
+    """The bilinear upsampling's hand-written adjoint gives autodiff's gradients of the original's deconv."""
+    x = rand(2, 5, 4, 3)
+    weights = rand(2, 10, 8, 5) - 0.5  # a loss whose output gradient varies over the map
+    layer = UpsampleConv2D(5, kernel_size)
+    layer.build(x.shape)
+    grads = []
+    for fn in (layer, lambda v: fused_upsample_conv2d_reference(v, layer.kernel) + layer.bias):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(fn(x) * weights)
+        grads.append(tape.gradient(loss, [x, layer.kernel]))
+    for ours, want in zip(*grads):
+        scale = float(tf.reduce_max(tf.abs(want)))
+        assert scale > 1e-2
+        np.testing.assert_allclose(ours.numpy(), want.numpy(), rtol=0, atol=1e-6 * scale)
+
+
 def test_upsample_conv2d_3x3_interior_is_bilinear_then_conv_and_border_differs():
     x = rand(1, 6, 6, 2, seed=1)
     layer = UpsampleConv2D(3, 3)

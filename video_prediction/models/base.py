@@ -220,10 +220,13 @@ class BaseVideoPredictionModel(ClipLengthsMixin, keras.Model):
 
     def recomputed_if_asked(self, step_fn, variables, training):
         """``step_fn(t, inputs, state)`` wrapped by :func:`recompute_step` (``variables``: those the step reads)
-        in training when the ``recompute_steps`` hparam is true (issue 18); otherwise unchanged (evaluation and
-        generation take no gradient)."""
+        in training when the ``recompute_steps`` hparam is true (issue 18); else, in training with a
+        ``tf.while_loop``, by :func:`with_weights_read_once`; otherwise unchanged (evaluation and generation
+        take no gradient, and a Python unroll keeps no per-step copies)."""
         if training and "recompute_steps" in self.hparams and self.hparams.recompute_steps:
             return recompute_step(step_fn, variables)
+        if training and self.time_loop_for(training) == "while":
+            return with_weights_read_once(step_fn, variables)
         return step_fn
 
     def rollout_inputs(self, batch, horizon):
@@ -483,6 +486,33 @@ def check_recompute_steps(value):
     return value
 
 
+def _read_once(variables):
+    """The floating variables among ``variables`` and their raw (not autocast) values, read here."""
+    variables = [v for v in variables if tf.as_dtype(v.dtype).is_floating]
+    values = [tf.convert_to_tensor(v._value if isinstance(getattr(v, "_value", None), tf.Variable) else v.value)
+              for v in variables]
+    return variables, values
+
+
+def with_weights_read_once(step_fn, variables):
+    """``step_fn`` reading ``variables`` through values read once, when this is called (before the loop).
+
+    A ``tf.while_loop``'s gradient keeps, per iteration, every tensor of the body that the backward pass
+    needs, and a weight read inside the body is one: issue 18 found ``ours_vae_l1`` storing each step's
+    copy of its generator cell's kernels (87 MiB per step at B=4, 30 of them weights; 12.9 MiB for
+    ``lstm_h2`` alone).  A value read before the loop is a loop invariant, kept once; the gradients still
+    reach the variables through those reads.  Same conditions as :func:`recompute_step`: the step updates
+    no variable (inside the stateless scope an assignment would be dropped).
+    """
+    variables, values = _read_once(variables)
+
+    def step(*args):
+        with keras.StatelessScope(state_mapping=list(zip(variables, values))):
+            return step_fn(*args)
+
+    return step
+
+
 def recompute_step(step_fn, variables):
     """``step_fn(t, inputs, state) -> (outputs, new_state)`` whose activations are recomputed in the backward
     pass (``tf.recompute_grad``; the ``recompute_steps`` hparam, issue 18 "Memory at the published batch sizes").
@@ -512,12 +542,9 @@ def recompute_step(step_fn, variables):
     * the step updates no variable (e.g. BatchNorm moving averages): inside the stateless scope an
       assignment would be dropped.
     """
-    variables = [v for v in variables if tf.as_dtype(v.dtype).is_floating]
-    # The raw (not autocast) value of each variable, read once here, before the loop: a loop invariant of a
-    # tf.while_loop, which its gradient does not store per iteration (a read inside the loop body would be
-    # kept once per step: T copies of the weights).
-    values = [tf.convert_to_tensor(v._value if isinstance(getattr(v, "_value", None), tf.Variable) else v.value)
-              for v in variables]
+    # Read once here, before the loop: a loop invariant, which the gradient of a tf.while_loop does not store
+    # per iteration (see with_weights_read_once).
+    variables, values = _read_once(variables)
 
     def wrapped(t, inputs, state):
         structure = (inputs, state)
