@@ -11,7 +11,7 @@ from video_prediction.layers.resampling import (
     ConvPool2D,
     UpsampleConv2D,
     bilinear_upsample_zero_padded,
-    fused_upsample_conv2d_reference,
+    upsample_conv2d_reference,
 )
 from video_prediction.layers.spectral_norm import SNConv, SNDense
 from video_prediction.layers.transformations import (
@@ -44,24 +44,25 @@ def test_bilinear_upsample_interior_and_zero_border():
 
 
 @pytest.mark.parametrize("kernel_size", [3, 5])
-def test_upsample_conv2d_matches_original_fused_deconv(kernel_size):
+def test_upsample_conv2d_equals_upsampling_then_conv(kernel_size):
+    """The layer (the original's fused deconv) against bilinear upsampling then a VALID conv, cropped."""
     x = rand(2, 4, 4, 3)
     layer = UpsampleConv2D(5, kernel_size)
     y = layer(x)
     assert y.shape == (2, 8, 8, 5)
-    ref = fused_upsample_conv2d_reference(x, layer.kernel) + layer.bias
+    ref = upsample_conv2d_reference(x, layer.kernel) + layer.bias
     np.testing.assert_allclose(y.numpy(), ref.numpy(), atol=1e-5)
 
 
 @pytest.mark.parametrize("kernel_size", [3, 5])
-def test_upsample_conv2d_gradients_match_original_fused_deconv(kernel_size):
-    """The bilinear upsampling's hand-written adjoint gives autodiff's gradients of the original's deconv."""
+def test_upsample_conv2d_gradients_equal_upsampling_then_conv(kernel_size):
+    """Input and kernel gradients of the fused deconv equal those of upsampling then convolving."""
     x = rand(2, 5, 4, 3)
     weights = rand(2, 10, 8, 5) - 0.5  # a loss whose output gradient varies over the map
     layer = UpsampleConv2D(5, kernel_size)
     layer.build(x.shape)
     grads = []
-    for fn in (layer, lambda v: fused_upsample_conv2d_reference(v, layer.kernel) + layer.bias):
+    for fn in (layer, lambda v: upsample_conv2d_reference(v, layer.kernel) + layer.bias):
         with tf.GradientTape() as tape:
             tape.watch(x)
             loss = tf.reduce_sum(fn(x) * weights)
