@@ -33,19 +33,19 @@ def normalize(x, axes, epsilon, gamma=None, beta=None):
     params = [p for p in (gamma, beta) if p is not None]
 
     @tf.custom_gradient
-    def forward(x, *params):
+    def forward(x, *affine):
         mean = tf.reduce_mean(x, axes, keepdims=True)
         centred = x - mean
         inv_std = tf.math.rsqrt(tf.reduce_mean(tf.square(centred), axes, keepdims=True) + epsilon)
         x_hat = centred * inv_std
         outputs = x_hat
         if gamma is not None:
-            outputs = outputs * params[0]
+            outputs = outputs * affine[0]
         if beta is not None:
-            outputs = outputs + params[-1]
+            outputs = outputs + affine[-1]
 
         def gradient(dy):
-            g = dy * params[0] if gamma is not None else dy
+            g = dy * affine[0] if gamma is not None else dy
             dx = (g - tf.reduce_mean(g, axes, keepdims=True)
                   - x_hat * tf.reduce_mean(g * x_hat, axes, keepdims=True)) * inv_std
             param_grads = []

@@ -893,8 +893,7 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
             paths.append(("vae_gan", self.discriminators_enc, outputs["gen_images_enc"]))
         clip_length = self.hparams.clip_length
         for path, discriminators, fake in paths:
-            real_needed = not generator_side or bool(getattr(self.hparams, f"{path}_feature_l2_weight")
-                                                     or getattr(self.hparams, f"{path}_feature_cdist_weight"))
+            real_needed = not generator_side or any(self._feature_matching_weights(path))
             for kind, discriminator in discriminators.items():
                 real_x = self._discriminator_inputs(kind, real, clip_length) if real_needed else None
                 fake_x = self._discriminator_inputs(kind, fake, clip_length)
@@ -939,8 +938,7 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
         for (path, kind), (_, fake_logits, real_features, fake_features) in discrim_outputs.items():
             losses[f"gen_{kind}_{path}_loss"] = getattr(hp, f"{kind}_{path}_weight") * (
                 vp_losses.generator_gan_loss(fake_logits, hp.gan_loss_type))
-            l2_weight = getattr(hp, f"{path}_feature_l2_weight")
-            cdist_weight = getattr(hp, f"{path}_feature_cdist_weight")
+            l2_weight, cdist_weight = self._feature_matching_weights(path)
             if l2_weight:
                 losses[f"gen_{kind}_{path}_feature_l2_loss"] = l2_weight * tf.add_n(
                     [vp_losses.l2_loss(f, r) for f, r in zip(fake_features, real_features)])
@@ -959,11 +957,17 @@ class SAVPVideoPredictionModel(LatentModeMixin, SAVPFamilyModel):
                     continue
                 d_names.append(f"discrim_{kind}_{path}_loss")
                 g_names.append(f"gen_{kind}_{path}_loss")
-                if getattr(hp, f"{path}_feature_l2_weight"):
+                l2_weight, cdist_weight = self._feature_matching_weights(path)
+                if l2_weight:
                     g_names.append(f"gen_{kind}_{path}_feature_l2_loss")
-                if getattr(hp, f"{path}_feature_cdist_weight"):
+                if cdist_weight:
                     g_names.append(f"gen_{kind}_{path}_feature_cdist_loss")
         return g_names, d_names
+
+    def _feature_matching_weights(self, path):
+        """``({path}_feature_l2_weight, {path}_feature_cdist_weight)`` for discriminator path ``gan``/``vae_gan``."""
+        return (getattr(self.hparams, f"{path}_feature_l2_weight"),
+                getattr(self.hparams, f"{path}_feature_cdist_weight"))
 
     # -- losses ----------------------------------------------------------------------------------
 
