@@ -56,8 +56,8 @@ def level_target_frames(context, num_preds, periods, sequence_length):
 
 
 def put_at_count(buffer, count, value):
-    """``buffer`` ([N, ...]) with ``value`` written at index ``count`` and ``count + 1``, or both unchanged
-    once ``count`` reaches N (the Python unroll keeps at most N outputs of each kind)."""
+    """``(buffer with value written at index count, count + 1)`` for a ``[N, ...]`` buffer, or ``(buffer, count)``
+    unchanged once ``count`` reaches N (the Python unroll keeps at most N outputs of each kind)."""
     size = buffer.shape[0]
     at = tf.reshape(tf.equal(tf.range(size), count), [size] + [1] * len(value.shape))
     return tf.where(at, value[None], buffer), count + tf.cast(count < size, tf.int32)
@@ -382,8 +382,8 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                     gen_images += frames
                     pred_states, pred_feats = state["pred_states"], state["pred_feats"]
                     if hp.stochastic_latents:
-                        post_states, prior_states, latents = state["post_states"], state["prior_states"], state["latents"]
-                        prior_cache = state["prior_cache"]
+                        post_states, prior_states = state["post_states"], state["prior_states"]
+                        latents, prior_cache = state["latents"], state["prior_cache"]
                         post_ticks = [n + sum(1 for s in looped if s % p == 0) for n, p in zip(post_ticks, periods)]
                     next_encoding = state.get("encoding")
                 continue
