@@ -91,8 +91,8 @@ def test_gradient_horizons_of_the_shipped_config_and_where_nothing_is_pruned():
 def test_prune_backward_gives_the_same_losses_and_gradients(ordered_draws, monkeypatch, time_loop):
     """prune_backward (default) only leaves out backward work whose gradients are zeros: losses and gradients
     equal those of the fully differentiated step (heads and KL of every level supervised); the while form
-    runs one loop per run of steps with the same live levels after the context (here 4: step 3 all levels, 4
-    levels 1-2, 5-8 level 2, 9-10 none) instead of one."""
+    runs one loop per run of steps with the same live levels (here 4: step 3 all levels, 4 levels 1-2, 5-8
+    level 2, 9-10 none) instead of one."""
     from test_recompute import check_same
 
     loops, while_loop = [], tf.while_loop
@@ -106,21 +106,6 @@ def test_prune_backward_gives_the_same_losses_and_gradients(ordered_draws, monke
     check_same(model, batch, ordered_draws, model.trainable_variables, tiny_batch(length=12, seed=5),
                switch="prune_backward")
     assert len(loops) == (1 + 4 if time_loop == "while" else 0)  # one trace each: unpruned, pruned
-
-
-@pytest.mark.usefixtures("without_grappler")  # conftest.py: both forms run without Grappler
-def test_context_loop_gives_the_same_losses_and_gradients(ordered_draws):
-    """loop_context: context steps 1 .. C-2 in a tf.while_loop give the losses and gradients of the Python
-    unroll, latents sampled from the same per-step seeds (6 context frames: every level ticks in the
-    loop, and the priors' double gating skips a tick)."""
-    from test_recompute import check_same
-
-    batch = tiny_batch(length=10)
-    model = get_model_class("mspred")(hparams_dict=dict(TINY, context_frames=6, sequence_length=10))
-    model.build_from_batch(batch)
-    model.stateless_latent_draws = True
-    check_same(model, batch, ordered_draws, model.trainable_variables, tiny_batch(length=10, seed=5),
-               switch="loop_context")
 
 
 def test_prior_double_gating_flag_changes_eval_predictions():

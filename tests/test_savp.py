@@ -53,14 +53,19 @@ def test_variant_trains_and_generates(variant, tmp_path):
         {"optimizer", "discriminator_optimizer"} if variant in ("ours_savp", "ours_gan") else {"optimizer"}
     )
     train_step = tf.function(model.train_step)
-    losses = []
+    g_losses, reconstruction = [], []
+    # Learning is judged on the pixel reconstruction term: the adversarial terms need not fall in 5 steps (the
+    # feature-matching distance reads a discriminator that moves every step; one CI run saw ours_savp's g_loss
+    # go 29.1 -> 31.5 -> 30.1 while it fell in others).
+    key = "gen_l1_loss" if model.hparams.l1_weight else "gen_l2_loss"
     for _ in range(5):
         logs = train_step(batch)
-        losses.append(float(logs["g_loss"]))
+        g_losses.append(float(logs["g_loss"]))
+        reconstruction.append(float(logs[key]))
     assert set(logs) == set(model.loss_names())
     assert int(model.global_step.numpy()) == 5
-    assert np.all(np.isfinite(losses))
-    assert losses[-1] < losses[0], losses
+    assert np.all(np.isfinite(g_losses + reconstruction))
+    assert reconstruction[-1] < reconstruction[0], reconstruction
 
     # Checkpoint round trip of the model and every optimizer into a freshly built model.
     path = tf.train.Checkpoint(model=model, **model.optimizers_by_name()).save(str(tmp_path / "model"))

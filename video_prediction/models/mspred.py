@@ -2,15 +2,12 @@
 
 The original's SpatioTempHierarch with ConvLSTM predictors (model_type
 ``SpatioTempHierarchConvLSTM``).  The period gating of the original is a set of
-per-module counters.  With ``time_loop="while"`` (default, issue 18) the steps run
-in ``tf.while_loop``s in which each level ticks through a ``tf.cond`` on ``t``
-(states of fixed shape; per-level outputs collected in fixed-size buffers), so the
-graph does not grow with T: the steps after the context over a tensor length in
-one (or, with ``prune_backward``, one per run of steps with the same live levels)
-and, with ``loop_context``, context steps 1 .. C-2 in another.  The other context
-steps are unrolled in Python, where every module knows whether it ticks (step 0
-builds the layers, step C-1 gives the first supervised outputs);
-``time_loop="python"`` unrolls every step.
+per-module counters.  The context steps (a constant of the model) are unrolled in
+Python, where every module knows at which steps it ticks; the steps after the
+context run, with ``time_loop="while"`` (default, issue 18), in one ``tf.while_loop``
+over a tensor length in which each level ticks through a ``tf.cond`` on ``t``
+(states of fixed shape; per-level outputs collected in fixed-size buffers), so
+the graph does not grow with T; ``time_loop="python"`` unrolls every step.
 
 Outputs of ``call`` (channels-last):
 
@@ -37,7 +34,6 @@ from video_prediction.layers.mspred_layers import (
 from video_prediction.models.base import VideoPredictionModel, check_recompute_steps, check_time_loop, num_replicas
 
 NUM_LEVELS = 3  # the original asserts num_hierarch == 3
-STAT_KEYS = ("mu_post", "logvar_post", "mu_prior", "logvar_prior")  # per-level KL statistics
 
 
 def level_target_frames(context, num_preds, periods, sequence_length):
@@ -53,14 +49,6 @@ def level_target_frames(context, num_preds, periods, sequence_length):
         ticks = [context - 1 + k * step for k in range(num_preds) if context - 1 + k * step <= sequence_length - 2]
         frames.append([t + step for t in ticks])
     return frames
-
-
-def put_at_count(buffer, count, value):
-    """``(buffer with value written at index count, count + 1)`` for a ``[N, ...]`` buffer, or ``(buffer, count)``
-    unchanged once ``count`` reaches N (the Python unroll keeps at most N outputs of each kind)."""
-    size = buffer.shape[0]
-    at = tf.reshape(tf.equal(tf.range(size), count), [size] + [1] * len(value.shape))
-    return tf.where(at, value[None], buffer), count + tf.cast(count < size, tf.int32)
 
 
 def epoch_lr_table(lr, num_epochs, warmup_steps, decay_steps, factor):
@@ -140,11 +128,6 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
             latent_mode="sample",  # "sample" | "mean": z = mu at inference (parity, --latent_mode)
             # Added (issue 18): the steps after the context in one tf.while_loop ("while") or unrolled ("python")
             time_loop="while",
-            # Added (issue 18): with time_loop="while", true runs context steps 1 .. C-2 in a tf.while_loop too
-            # (step 0 builds the layers and step C-1 starts the supervised outputs, so both stay unrolled), and
-            # recompute_steps then recomputes them.  Off by default: the unrolled context is faster (7% per step
-            # on Moving MNIST, B=4: its encoder calls can run beside the recurrent chain; README "Time loops").
-            loop_context=False,
             # Added (issue 18): recompute each step after the context in the backward pass (models/base.py
             # recompute_step); needs batch_norm_batch_stats (a recomputed step may update no moving statistics)
             recompute_steps=False,
@@ -300,7 +283,7 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
             prior_in = tf.concat([prior_in] + upper, axis=-1)
         return post_in, prior_in
 
-    #: Whether every step draws its latents' noise statelessly from per-step seeds (``_base_seed``; always
+    #: Whether the steps after the context draw their latents' noise statelessly from per-step seeds (always
     #: with ``recompute_steps`` in training: a recomputed step must draw the same noise again).
     stateless_latent_draws = False
 
@@ -362,33 +345,8 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
             python_steps = length - 1
         else:
             python_steps = context if length is None else min(context, length - 1)
-        looped = range(0)  # context steps run in _context_loop (a tf.while_loop) instead of here
-        base_seed = self._base_seed(training)  # None: the latents' noise is drawn statefully
-        if (hp.loop_context and python_steps == context and self.time_loop_for(training) == "while"
-                and context >= 3):
-            looped = range(1, context - 1)
         for t in range(python_steps):
-            if t in looped:
-                if t == looped.start:
-                    state = dict(pred_states=pred_states, pred_feats=pred_feats)
-                    if hp.stochastic_latents:
-                        state.update(post_states=post_states, prior_states=prior_states, latents=latents,
-                                     prior_cache=[tuple(c) for c in prior_cache],
-                                     post_ticks=[tf.constant(n) for n in post_ticks])
-                    if next_encoding is not None and reuse_encoding:
-                        state["encoding"] = next_encoding
-                    frames, state = self._context_loop(images, looped, state, gen_images[-1], training,
-                                                       cut_frames=bool(horizons), base_seed=base_seed)
-                    gen_images += frames
-                    pred_states, pred_feats = state["pred_states"], state["pred_feats"]
-                    if hp.stochastic_latents:
-                        post_states, prior_states = state["post_states"], state["prior_states"]
-                        latents, prior_cache = state["latents"], state["prior_cache"]
-                        post_ticks = [n + sum(1 for s in looped if s % p == 0) for n, p in zip(post_ticks, periods)]
-                    next_encoding = state.get("encoding")
-                continue
             encoding, next_encoding = next_encoding, None
-            step_seed = None if base_seed is None else tf.random.experimental.stateless_fold_in(base_seed, t)
             if hp.stochastic_latents:
                 next_encoding = self._encode_levels(images[:, t + 1], training)
                 target_inputs = next_encoding[0]
@@ -408,13 +366,12 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                         continue  # the posterior does not tick; neither is the prior called
                     post_in, prior_in = self._latent_inputs(h, target_inputs, level_inputs, latents)
                     mu_post, logvar_post, post_states[h] = self.posteriors[h](post_in, post_states[h])
-                    z_post = self._latent(mu_post, logvar_post, training, self._draw_seed(step_seed, h, 0))
+                    z_post = self._latent(mu_post, logvar_post, training)
                     prior_ticks = post_ticks[h] % periods[h] == 0 if double_gating else True
                     post_ticks[h] += 1
                     if prior_ticks:
                         mu_prior, logvar_prior, prior_states[h] = self.priors[h](prior_in, prior_states[h])
-                        prior_cache[h] = (self._latent(mu_prior, logvar_prior, training,
-                                                       self._draw_seed(step_seed, h, 1)), mu_prior, logvar_prior)
+                        prior_cache[h] = (self._latent(mu_prior, logvar_prior, training), mu_prior, logvar_prior)
                     z_prior, mu_prior, logvar_prior = prior_cache[h]
                     latents[h] = z_post if (t < context - 1 or training) else z_prior
                     if t >= context - 1:
@@ -432,7 +389,13 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                     x = tf.concat([x, latents[h]], axis=-1)
                 pred_feats[h], pred_states[h] = self.predictors[h](x, pred_states[h])
 
-            frame, activations = self._decode(pred_feats, residuals, training)
+            # decoder (§3.3) with residuals of the last context frame
+            if hp.last_context_residuals:
+                dec_feats = [p + r for p, r in zip(pred_feats, residuals[1:])]
+            else:
+                dec_feats = list(pred_feats)
+            frame, activations = self.decoder(dec_feats[2], [residuals[0], dec_feats[0], dec_feats[1]],
+                                              training=training)
             if horizons and not context - 1 <= t <= horizons[0]:
                 # prune_backward: a frame no loss reads (before C-1 no level reads it back either, and after
                 # the context only LAST_PRED_FRAME would; the tape then leaves out the work that only led to it)
@@ -452,7 +415,7 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                 carry.update(post_states=post_states, prior_states=prior_states, prior_cache=prior_cache,
                              post_ticks=post_ticks, latents=latents, stats=stats)
             return self._loop_after_context(images, length, num_steps, carry, residuals, gen_images, head_outputs,
-                                            training, horizons, base_seed)
+                                            training, horizons)
         gen_images = tf.stack(gen_images, axis=1)
         outputs = {"gen_images": gen_images,
                    "gen_level0": gen_images[:, context - 1: context - 1 + num_preds]}
@@ -481,133 +444,8 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
         heads = [min(num_preds, len([t for t in steps if (t - (context - 1)) % p == 0])) for p in periods]
         return stats, heads
 
-    def _base_seed(self, training):
-        """The seed of stateless latent draws (one stateful draw per call; each step folds in its t, each
-        level and posterior/prior their own number, so a recomputed step draws the same noise and both loop
-        forms draw the same), or None when the latents' noise is drawn statefully."""
-        if self.stateless_latent_draws or self._recomputing(training):
-            return tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
-        return None
-
-    @staticmethod
-    def _draw_seed(step_seed, h, k):
-        """Seed of level ``h``'s posterior (k=0) or prior (k=1) draw in a step (None: stateful)."""
-        return None if step_seed is None else tf.random.experimental.stateless_fold_in(step_seed, 2 * h + k)
-
-    def _decode(self, pred_feats, residuals, training):
-        """The decoder (§3.3) on the levels' features, with the residuals of the (last) context frame:
-        ``(frame, activations)``."""
-        if self.hparams.last_context_residuals:
-            dec_feats = [p + r for p, r in zip(pred_feats, residuals[1:])]
-        else:
-            dec_feats = list(pred_feats)
-        return self.decoder(dec_feats[2], [residuals[0], dec_feats[0], dec_feats[1]], training=training)
-
-    def _latent_ticks(self, t, target_inputs, level_inputs, state, training, draw_seed, cut, stats=None,
-                      posterior_latents=True):
-        """The latents of step ``t`` (a tensor), top-down (§3.5): each level whose posterior ticks at t
-        (``t % p_h == 0``, a ``tf.cond``) runs it and, every p_h-th tick with prior_double_gating (else every
-        tick), its prior, whose last output is cached.  ``state`` holds post_states, prior_states,
-        prior_cache, post_ticks and latents; returns them updated.  A level's latent is its posterior sample
-        when ``posterior_latents`` (training, context), else its prior's.  ``stats``: per-level
-        ``{key: (buffer, count)}`` that a tick appends its posterior and (cached) prior statistics to."""
-        periods = self.hparams.periods
-        latents, post_states = list(state["latents"]), list(state["post_states"])
-        prior_states, prior_cache = list(state["prior_states"]), list(state["prior_cache"])
-        post_ticks = list(state["post_ticks"])
-        stats = None if stats is None else [dict(level) for level in stats]
-        for h in reversed(range(NUM_LEVELS)):
-            def tick(h=h):
-                post_in, prior_in = self._latent_inputs(h, target_inputs, level_inputs, latents)
-                mu_post, logvar_post, post_state = cut(h, self.posteriors[h](post_in, post_states[h]))
-                z_post = self._latent(mu_post, logvar_post, training, draw_seed(h, 0))
-
-                def prior_tick():
-                    mu, logvar, prior_state = cut(h, self.priors[h](prior_in, prior_states[h]))
-                    return (self._latent(mu, logvar, training, draw_seed(h, 1)), mu, logvar), prior_state
-
-                prior_ticks = (post_ticks[h] % periods[h] == 0 if self.hparams.prior_double_gating
-                               else tf.constant(True))
-                cache, prior_state = tf.cond(prior_ticks, prior_tick, lambda: (prior_cache[h], prior_states[h]))
-                out = (post_state, prior_state, cache, post_ticks[h] + 1, z_post if posterior_latents else cache[0])
-                if stats is not None:
-                    values = dict(mu_post=mu_post, logvar_post=logvar_post, mu_prior=cache[1], logvar_prior=cache[2])
-                    out += ({k: put_at_count(*stats[h][k], values[k]) for k in STAT_KEYS},)
-                return out
-
-            def rest(h=h):
-                out = (post_states[h], prior_states[h], prior_cache[h], post_ticks[h], latents[h])
-                return out if stats is None else out + (stats[h],)
-
-            out = tf.cond(t % periods[h] == 0, tick, rest)
-            post_states[h], prior_states[h], prior_cache[h], post_ticks[h], latents[h] = out[:5]
-            if stats is not None:
-                stats[h] = out[5]
-        new = dict(post_states=post_states, prior_states=prior_states, prior_cache=prior_cache,
-                   post_ticks=post_ticks, latents=latents)
-        if stats is not None:
-            new["stats"] = stats
-        return new
-
-    def _predictor_ticks(self, t, level_inputs, latents, pred_feats, pred_states, cut):
-        """Level predictors (§3.4) at step ``t`` (a tensor): each ticks when ``t % p_h == 0`` (a ``tf.cond``),
-        else keeps its last output: ``(pred_feats, pred_states)``."""
-        pred_feats, pred_states = list(pred_feats), list(pred_states)
-        for h in range(NUM_LEVELS):
-            def predict(h=h):
-                x = level_inputs[h]
-                if self.hparams.stochastic_latents:
-                    x = tf.concat([x, latents[h]], axis=-1)
-                return cut(h, self.predictors[h](x, pred_states[h]))
-
-            pred_feats[h], pred_states[h] = tf.cond(t % self.hparams.periods[h] == 0, predict,
-                                                    lambda h=h: (pred_feats[h], pred_states[h]))
-        return pred_feats, pred_states
-
-    def _context_loop(self, images, steps, state, like, training, cut_frames, base_seed):
-        """Context steps ``steps`` (1 .. C-2) in one ``tf.while_loop`` (``loop_context``): each encodes its
-        ground-truth frame, samples the posteriors (their priors run for the KL later), ticks the levels and
-        decodes a frame that no loss reads (cut from the gradient with ``cut_frames``).  ``state`` is the
-        Python unroll's after step 0 (plus ``encoding``: frame t's, when the posterior's encoding of frame
-        t+1 is reused); returns ``(frames, state)`` for the unroll to go on at step C-1.  ``like``: step 0's
-        frame (the frames' dtype and shape)."""
-        stochastic = self.hparams.stochastic_latents
-        reuse = "encoding" in state
-        no_cut = lambda h, values: values  # every level's state reaches a loss after the context
-
-        def step(t, inputs, state):
-            level_inputs, residuals = state["encoding"] if reuse else self._encode_levels(inputs["frame"], training)
-            new, latents = {}, None
-            if stochastic:
-                encoding = self._encode_levels(inputs["target"], training)
-                if reuse:
-                    new["encoding"] = encoding
-                draw_seed = functools.partial(self._draw_seed, inputs.get("seed"))
-                new.update(self._latent_ticks(t, encoding[0], level_inputs, state, training, draw_seed, no_cut))
-                latents = new["latents"]
-            new["pred_feats"], new["pred_states"] = self._predictor_ticks(
-                t, level_inputs, latents, state["pred_feats"], state["pred_states"], no_cut)
-            frame, _ = self._decode(new["pred_feats"], residuals, training)
-            return (tf.stop_gradient(frame) if cut_frames else frame), new
-
-        looped_step = self.recomputed_if_asked(step, self._step_variables(), training)
-
-        def body(t, state, frames):
-            inputs = {"frame": images[:, t]}
-            if stochastic:
-                inputs["target"] = images[:, t + 1]
-            if base_seed is not None:
-                inputs["seed"] = tf.random.experimental.stateless_fold_in(base_seed, t)
-            frame, new = looped_step(t, inputs, state)
-            return t + 1, new, frames.write(t - steps.start, frame)
-
-        frames = tf.TensorArray(like.dtype, size=len(steps), element_shape=like.shape)
-        _, state, frames = tf.while_loop(lambda t, *_: t < steps.stop, body, (tf.constant(steps.start), state, frames),
-                                         maximum_iterations=len(steps))
-        return tf.unstack(frames.stack(), num=len(steps)), state
-
     def _loop_after_context(self, images, length, num_steps, carry, residuals, context_frames, head_outputs,
-                            training, horizons=None, base_seed=None):
+                            training, horizons=None):
         """Steps C .. T-2 in one ``tf.while_loop`` (``time_loop="while"``), from the carry of the Python-unrolled
         context steps.  Same step as ``call``'s: each level ticks when ``t % p_h == 0`` (``tf.cond``); every
         layer was built during the context.  Per-level stats and head outputs go into ``[num_preds, ...]``
@@ -625,6 +463,7 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
         context, num_preds, periods = self.context_frames, hp.num_preds, hp.periods
         stochastic = hp.stochastic_latents
         aux = hp.aux_outputs and all(head_outputs)  # heads first run at t = C-1, during the context
+        stat_keys = ("mu_post", "logvar_post", "mu_prior", "logvar_prior")
 
         def buffer(entries, like):
             """[num_preds, ...] holding ``entries`` (capped at num_preds) then zeros, and its count."""
@@ -632,16 +471,25 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
             pad = [tf.zeros_like(like)] * (num_preds - len(entries))
             return tf.stack(entries + pad), tf.constant(len(entries))
 
+        def put(buf, count, value, do):
+            """``buf`` with ``value`` at ``count`` when ``do`` and ``count < num_preds``; the new count."""
+            do = tf.logical_and(do, count < num_preds)
+            at = tf.logical_and(tf.equal(tf.range(num_preds), count), do)
+            at = tf.reshape(at, [num_preds] + [1] * len(value.shape))
+            return tf.where(at, value[None], buf), count + tf.cast(do, tf.int32)
+
         state = dict(pred_states=carry["pred_states"], pred_feats=carry["pred_feats"], last_frame=carry["last_frame"])
         if stochastic:
             state.update(post_states=carry["post_states"], prior_states=carry["prior_states"],
                          prior_cache=[tuple(c) for c in carry["prior_cache"]], latents=carry["latents"],
                          post_ticks=[tf.constant(n) for n in carry["post_ticks"]])
-            state["stats"] = [{k: buffer(carry["stats"][k][h], carry["prior_cache"][h][1]) for k in STAT_KEYS}
+            state["stats"] = [{k: buffer(carry["stats"][k][h], carry["prior_cache"][h][1]) for k in stat_keys}
                               for h in range(NUM_LEVELS)]
         if aux:
             state["heads"] = [buffer(head_outputs[h - 1], head_outputs[h - 1][0]) for h in range(1, NUM_LEVELS)]
-        stateless = base_seed is not None
+        stateless = self.stateless_latent_draws or self._recomputing(training)
+        if stateless:  # one stateful draw; each step's seed folds in t (the recomputation redraws the same)
+            base_seed = tf.random.uniform([2], maxval=2**31 - 1, dtype=tf.int32)
 
         def step_inputs(t):
             # The last context frame's residual features are an input (their gradient must flow into the encoder).
@@ -660,20 +508,64 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
             def cut(h, values):
                 return values if live[h] else tf.nest.map_structure(tf.stop_gradient, values)
 
-            draw_seed = functools.partial(self._draw_seed, inputs.get("seed"))
+            def draw_seed(h, k):
+                return tf.random.experimental.stateless_fold_in(inputs["seed"], 2 * h + k) if stateless else None
+
             pred_feats, pred_states = list(state["pred_feats"]), list(state["pred_states"])
             if hp.autoreg_mode == "LAST_PRED_FEATS":
                 level_inputs = list(pred_feats)
             else:
                 level_inputs, _ = self._encode_levels(state["last_frame"], training)
-            new, latents = {}, None
+            new = {}
             if stochastic:
                 target_inputs = self._encode_levels(inputs["target"], training)[0]
-                new.update(self._latent_ticks(t, target_inputs, level_inputs, state, training, draw_seed, cut,
-                                              stats=state["stats"], posterior_latents=training))
-                latents = new["latents"]
-            pred_feats, pred_states = self._predictor_ticks(t, level_inputs, latents, pred_feats, pred_states, cut)
-            frame, activations = self._decode(pred_feats, residuals, training)
+                latents = list(state["latents"])
+                post_states, prior_states = list(state["post_states"]), list(state["prior_states"])
+                prior_cache, post_ticks = list(state["prior_cache"]), list(state["post_ticks"])
+                stats = [dict(level) for level in state["stats"]]
+                for h in reversed(range(NUM_LEVELS)):
+                    def tick(h=h):
+                        post_in, prior_in = self._latent_inputs(h, target_inputs, level_inputs, latents)
+                        mu_post, logvar_post, post_state = cut(h, self.posteriors[h](post_in, post_states[h]))
+                        z_post = self._latent(mu_post, logvar_post, training, draw_seed(h, 0))
+
+                        def prior_tick():
+                            mu, logvar, prior_state = cut(h, self.priors[h](prior_in, prior_states[h]))
+                            return (self._latent(mu, logvar, training, draw_seed(h, 1)), mu, logvar), prior_state
+
+                        prior_ticks = (post_ticks[h] % periods[h] == 0 if hp.prior_double_gating
+                                       else tf.constant(True))
+                        cache, prior_state = tf.cond(prior_ticks, prior_tick,
+                                                     lambda: (prior_cache[h], prior_states[h]))
+                        values = dict(mu_post=mu_post, logvar_post=logvar_post, mu_prior=cache[1],
+                                      logvar_prior=cache[2])
+                        level_stats = {k: put(*stats[h][k], values[k], tf.constant(True)) for k in stat_keys}
+                        return (post_state, prior_state, cache, post_ticks[h] + 1, z_post if training else cache[0],
+                                level_stats)
+
+                    def rest(h=h):
+                        return (post_states[h], prior_states[h], prior_cache[h], post_ticks[h], latents[h], stats[h])
+
+                    (post_states[h], prior_states[h], prior_cache[h], post_ticks[h], latents[h],
+                     stats[h]) = tf.cond(t % periods[h] == 0, tick, rest)
+                new.update(post_states=post_states, prior_states=prior_states, prior_cache=prior_cache,
+                           post_ticks=post_ticks, latents=latents, stats=stats)
+
+            for h in range(NUM_LEVELS):
+                def predict(h=h):
+                    x = level_inputs[h]
+                    if stochastic:
+                        x = tf.concat([x, new["latents"][h]], axis=-1)
+                    return cut(h, self.predictors[h](x, pred_states[h]))
+
+                pred_feats[h], pred_states[h] = tf.cond(t % periods[h] == 0, predict,
+                                                        lambda h=h: (pred_feats[h], pred_states[h]))
+            if hp.last_context_residuals:
+                dec_feats = [p + r for p, r in zip(pred_feats, residuals[1:])]
+            else:
+                dec_feats = list(pred_feats)
+            frame, activations = self.decoder(dec_feats[2], [residuals[0], dec_feats[0], dec_feats[1]],
+                                              training=training)
             frame = cut(0, frame)  # read by no level (LAST_PRED_FEATS whenever horizons are given)
             new.update(pred_feats=pred_feats, pred_states=pred_states, last_frame=frame)
             if aux:
@@ -684,8 +576,8 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                     buf, count = heads[h - 1]
                     ticks = tf.logical_and(tf.equal((t - (context - 1)) % periods[h], 0), count < num_preds)
                     heads[h - 1] = tf.cond(
-                        ticks, lambda h=h, buf=buf, count=count: put_at_count(
-                            buf, count, self.heads[h - 1](head_inputs[h - 1], training=training)),
+                        ticks, lambda h=h, buf=buf, count=count: put(
+                            buf, count, self.heads[h - 1](head_inputs[h - 1], training=training), tf.constant(True)),
                         lambda buf=buf, count=count: (buf, count))
                 new["heads"] = heads
             return frame, new
@@ -768,7 +660,7 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
             for h in range(NUM_LEVELS):
                 n = kept_stats[h] if kept_stats else None
                 if n != 0:
-                    for key in STAT_KEYS:
+                    for key in stat_keys:
                         outputs[f"{key}_level{h}"] = kept(*state["stats"][h][key], n)
         return outputs
 
