@@ -36,6 +36,18 @@ from video_prediction.models.base import VideoPredictionModel, check_recompute_s
 NUM_LEVELS = 3  # the original asserts num_hierarch == 3
 
 
+def tick_every(period, count, tick, hold):
+    """``tick()`` when ``count % period == 0``, else ``hold()``: a ``tf.cond`` on the tensor ``count``, or the
+    tick alone for a level that ticks at every step (period 1: level 0, and the prior without double
+    gating).  A cond in the time loop returns every intermediate its gradient needs as an extra output; level
+    0's, whose other branch is never taken, cost memory: peak RSS at B=4 x 57 4.65 -> 4.52 GiB without it
+    (issue 18, ``ru_maxrss`` of one benchmark run each; step time the same within noise in an interleaved A/B).
+    """
+    if period == 1:
+        return tick()
+    return tf.cond(count % period == 0, tick, hold)
+
+
 def level_target_frames(context, num_preds, periods, sequence_length):
     """Frame indices (0-based) each level's outputs predict (§3.7).
 
@@ -533,10 +545,8 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                             mu, logvar, prior_state = cut(h, self.priors[h](prior_in, prior_states[h]))
                             return (self._latent(mu, logvar, training, draw_seed(h, 1)), mu, logvar), prior_state
 
-                        prior_ticks = (post_ticks[h] % periods[h] == 0 if hp.prior_double_gating
-                                       else tf.constant(True))
-                        cache, prior_state = tf.cond(prior_ticks, prior_tick,
-                                                     lambda: (prior_cache[h], prior_states[h]))
+                        cache, prior_state = tick_every(periods[h] if hp.prior_double_gating else 1, post_ticks[h],
+                                                        prior_tick, lambda: (prior_cache[h], prior_states[h]))
                         values = dict(mu_post=mu_post, logvar_post=logvar_post, mu_prior=cache[1],
                                       logvar_prior=cache[2])
                         level_stats = {k: put(*stats[h][k], values[k], tf.constant(True)) for k in stat_keys}
@@ -547,7 +557,7 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                         return (post_states[h], prior_states[h], prior_cache[h], post_ticks[h], latents[h], stats[h])
 
                     (post_states[h], prior_states[h], prior_cache[h], post_ticks[h], latents[h],
-                     stats[h]) = tf.cond(t % periods[h] == 0, tick, rest)
+                     stats[h]) = tick_every(periods[h], t, tick, rest)
                 new.update(post_states=post_states, prior_states=prior_states, prior_cache=prior_cache,
                            post_ticks=post_ticks, latents=latents, stats=stats)
 
@@ -558,8 +568,8 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                         x = tf.concat([x, new["latents"][h]], axis=-1)
                     return cut(h, self.predictors[h](x, pred_states[h]))
 
-                pred_feats[h], pred_states[h] = tf.cond(t % periods[h] == 0, predict,
-                                                        lambda h=h: (pred_feats[h], pred_states[h]))
+                pred_feats[h], pred_states[h] = tick_every(periods[h], t, predict,
+                                                           lambda h=h: (pred_feats[h], pred_states[h]))
             if hp.last_context_residuals:
                 dec_feats = [p + r for p, r in zip(pred_feats, residuals[1:])]
             else:
