@@ -401,13 +401,7 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
                     x = tf.concat([x, latents[h]], axis=-1)
                 pred_feats[h], pred_states[h] = self.predictors[h](x, pred_states[h])
 
-            # decoder (§3.3) with residuals of the last context frame
-            if hp.last_context_residuals:
-                dec_feats = [p + r for p, r in zip(pred_feats, residuals[1:])]
-            else:
-                dec_feats = list(pred_feats)
-            frame, activations = self.decoder(dec_feats[2], [residuals[0], dec_feats[0], dec_feats[1]],
-                                              training=training)
+            frame, activations = self._decode(pred_feats, residuals, training)
             if horizons and not context - 1 <= t <= horizons[0]:
                 # prune_backward: a frame no loss reads (before C-1 no level reads it back either, and after
                 # the context only LAST_PRED_FRAME would; the tape then leaves out the work that only led to it)
@@ -455,6 +449,15 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
         stats = [min(len([t for t in steps if t % p == 0]), len(targets[h])) for h, p in enumerate(periods)]
         heads = [min(num_preds, len([t for t in steps if (t - (context - 1)) % p == 0])) for p in periods]
         return stats, heads
+
+    def _decode(self, pred_feats, residuals, training):
+        """The decoder (§3.3) on the levels' features, with the residuals of the last context frame added when
+        ``last_context_residuals``: ``(frame, activations)``."""
+        if self.hparams.last_context_residuals:
+            dec_feats = [p + r for p, r in zip(pred_feats, residuals[1:])]
+        else:
+            dec_feats = list(pred_feats)
+        return self.decoder(dec_feats[2], [residuals[0], dec_feats[0], dec_feats[1]], training=training)
 
     def _loop_after_context(self, images, length, num_steps, carry, residuals, context_frames, head_outputs,
                             training, horizons=None):
@@ -570,12 +573,7 @@ class MSPredVideoPredictionModel(VideoPredictionModel):
 
                 pred_feats[h], pred_states[h] = tick_every(periods[h], t, predict,
                                                            lambda h=h: (pred_feats[h], pred_states[h]))
-            if hp.last_context_residuals:
-                dec_feats = [p + r for p, r in zip(pred_feats, residuals[1:])]
-            else:
-                dec_feats = list(pred_feats)
-            frame, activations = self.decoder(dec_feats[2], [residuals[0], dec_feats[0], dec_feats[1]],
-                                              training=training)
+            frame, activations = self._decode(pred_feats, residuals, training)
             frame = cut(0, frame)  # read by no level (LAST_PRED_FEATS whenever horizons are given)
             new.update(pred_feats=pred_feats, pred_states=pred_states, last_frame=frame)
             if aux:
